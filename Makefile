@@ -1,0 +1,49 @@
+# Every target sets up .venv from the requirement files when they change; nothing to install by hand.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ORDERS ?= 50
+REPORT ?=
+
+.PHONY: help venv demo test lint unit start bench clean
+
+help:
+	@echo "make demo   run the pipeline end to end on this machine (local stand-ins)"
+	@echo "make test   lint and run every test"
+	@echo "make start  serve the function app and the stand-ins on 127.0.0.1"
+	@echo "make lint   ruff, mypy and import-linter"
+	@echo "make bench  run the benchmarks and write bench-report.json"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m local.demo --orders $(ORDERS) $(if $(REPORT),--report $(REPORT))
+
+start: $(STAMP)
+	$(PY) -m local.host
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy --strict shared
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit -q
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m bench $(if $(REPORT),--report $(REPORT))
+
+clean:
+	rm -rf .local .pytest_cache .mypy_cache .ruff_cache bench-report.json demo-report.json

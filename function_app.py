@@ -1,0 +1,15 @@
+"""The only FunctionApp: it validates the configuration and registers the blueprints.
+
+Bad configuration raises here, at indexing: the app then serves nothing, so no webhook is
+acknowledged and no queue message is consumed by a worker that could not process it.
+"""
+
+import azure.functions as func
+
+from functions import health
+from shared.bootstrap import startup
+
+startup()
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(health.bp)

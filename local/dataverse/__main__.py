@@ -1,0 +1,4 @@
+from local.dataverse.app import build_app
+from local.serve import serve
+
+serve("dataverse", build_app)

@@ -1,0 +1,136 @@
+"""`make start`: the function app and the local stand-ins on loopback, like `func start`.
+
+Loads local.settings.json, decides which services are stand-ins, starts them, indexes the app,
+prints every URL and key, and serves until SIGINT or SIGTERM, then stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+from local.host.indexing import IndexingError, find_app, index
+from local.host.keys import load_or_create
+from local.host.runtime import FunctionHost
+from local.stack.plan import StackPlan, plan
+from local.stack.processes import Children
+from local.stack.settings_file import load_values
+from shared.config import ConfigurationError
+
+
+def _print_banner(stack: StackPlan, host: FunctionHost, master: str, default: str) -> None:
+    base = f"http://127.0.0.1:{host.port}/{host.options.route_prefix}".rstrip("/")
+    lines = ["", "Functions:"]
+    for fn in host.app.http:
+        methods = ",".join(sorted(fn.methods)) if fn.methods else "ALL"
+        lines.append(f"  {fn.name}: [{methods}] {base}/{fn.route} ({fn.auth_level.lower()})")
+    for q in host.app.queues:
+        kind = "sessions" if q.sessions else "queue"
+        lines.append(f"  {q.name}: serviceBusTrigger {q.queue_name} ({kind})")
+    for t in host.app.timers:
+        lines.append(f"  {t.name}: timerTrigger '{t.schedule}'")
+    lines += ["", "Keys (x-functions-key header or ?code=):"]
+    lines += [f"  default (function): {default}", f"  master (admin):     {master}", ""]
+    lines.append("Services:")
+    if stack.simulate_bigcommerce:
+        lines.append(f"  BigCommerce simulator: {stack.bigcommerce_url}")
+    else:
+        lines.append("  BigCommerce: the stores configured in BIGCOMMERCE_STORES")
+    if stack.simulate_dataverse:
+        lines.append(f"  Dataverse stand-in:    {stack.dataverse_url}/api/data/v9.2/")
+    else:
+        lines.append(f"  Dataverse: {os.environ['DATAVERSE_URL']}")
+    if stack.local_broker:
+        lines.append(f"  Service Bus:           local broker {stack.broker_path}")
+    else:
+        lines.append("  Service Bus: the namespace in ServiceBusConnection")
+    lines.append("\nPress Ctrl-C to stop.")
+    print("\n".join(lines), flush=True)
+
+
+async def _serve(host: FunctionHost, stop: asyncio.Event, started: asyncio.Event) -> None:
+    task = asyncio.create_task(host.serve(started))
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    task.cancel()
+    waiter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    if task in done and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.host", description=__doc__)
+    parser.add_argument("--script-root", default=".", help="folder holding function_app.py")
+    args = parser.parse_args(argv)
+    root = Path(args.script_root).resolve()
+    sys.path.insert(0, str(root))
+    state_dir = Path(os.environ.get("LOCAL_STATE_DIR", root / ".local")).resolve()
+    try:
+        load_values(root / "local.settings.json")
+        stack = plan(os.environ, state_dir)
+    except ValueError as exc:
+        print(f"invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    os.environ.update(stack.env)
+
+    children = Children()
+    stop = asyncio.Event()
+
+    def request_stop(*_: object) -> None:
+        stop.set()
+
+    try:
+        try:
+            module = os.environ.get("PYTHON_SCRIPT_FILE_NAME", "function_app.py").removesuffix(
+                ".py"
+            )
+            indexed = index(find_app(module))
+        except ConfigurationError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        except IndexingError as exc:
+            print(f"indexing failed: {exc}", file=sys.stderr)
+            return 2
+        source = None
+        if indexed.queues:
+            from local.host.broker_source import open_source
+
+            source = open_source(stack, indexed)
+        keys = load_or_create(state_dir / "host-keys.json")
+        host = FunctionHost.from_files(indexed, keys, root, source, stack.ports.functions)
+        if stack.simulate_bigcommerce:
+            children.start("bigcommerce", "local.bigcommerce", stack.ports.bigcommerce)
+        if stack.simulate_dataverse:
+            children.start("dataverse", "local.dataverse", stack.ports.dataverse)
+
+        async def run() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, request_stop)
+            started = asyncio.Event()
+            serving = asyncio.create_task(_serve(host, stop, started))
+            started_wait = asyncio.create_task(started.wait())
+            await asyncio.wait({serving, started_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if started.is_set():
+                _print_banner(stack, host, keys.master, keys.default)
+            started_wait.cancel()
+            await serving
+
+        asyncio.run(run())
+        return 0
+    except RuntimeError as exc:
+        print(f"local host failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        children.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

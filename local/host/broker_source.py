@@ -1,0 +1,98 @@
+"""The local broker as the queue source the host's pumps read from.
+
+Broker calls are short SQLite transactions; they run in worker threads so the host's event loop,
+which also serves HTTP, never blocks on the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, TypeVar
+
+from local.broker import LocalBroker, QueueNotFound, QueueSettings, SessionLock
+from local.host.indexing import IndexedApp
+from local.host.queue_pump import SessionHandle
+from local.stack.plan import StackPlan
+from shared.messaging.message import InboundMessage
+
+log = logging.getLogger("local.host.broker")
+T = TypeVar("T")
+# Pumps block a thread each in wait(); a pool of their own keeps them from starving other work.
+_MAX_THREADS = 64
+
+
+def _lock(session: SessionHandle) -> SessionLock:
+    assert isinstance(session, SessionLock)
+    return session
+
+
+def _token(message: InboundMessage) -> str:
+    if message.lock_token is None:
+        raise ValueError(f"message {message.message_id} was not received in peek-lock mode")
+    return message.lock_token
+
+
+class BrokerSource:
+    def __init__(self, broker: LocalBroker) -> None:
+        self.broker = broker
+        self._pool = ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="broker")
+
+    async def _run(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(call, *args, **kwargs))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.broker.close()
+
+    async def receive(
+        self, queue: str, max_messages: int, session: SessionHandle | None = None
+    ) -> list[InboundMessage]:
+        lock = _lock(session) if session is not None else None
+        return await self._run(self.broker.receive, queue, max_messages=max_messages, session=lock)
+
+    async def accept_next_session(self, queue: str) -> SessionHandle | None:
+        return await self._run(self.broker.accept_next_session, queue)
+
+    async def complete(self, queue: str, message: InboundMessage) -> None:
+        await self._run(self.broker.complete, queue, _token(message))
+
+    async def abandon(self, queue: str, message: InboundMessage) -> None:
+        await self._run(self.broker.abandon, queue, _token(message))
+
+    async def renew_message_lock(self, queue: str, message: InboundMessage) -> datetime:
+        return await self._run(self.broker.renew_message_lock, queue, _token(message))
+
+    async def renew_session_lock(self, queue: str, session: SessionHandle) -> datetime:
+        return await self._run(self.broker.renew_session_lock, _lock(session))
+
+    async def release_session(self, queue: str, session: SessionHandle) -> None:
+        await self._run(self.broker.release_session, _lock(session))
+
+    async def wait(self, queue: str, timeout: float, session: SessionHandle | None = None) -> None:
+        lock = _lock(session) if session is not None else None
+        await self._run(self.broker.wait_for_messages, queue, timeout, session=lock)
+
+
+def open_source(stack: StackPlan, app: IndexedApp) -> BrokerSource:
+    if not stack.local_broker:
+        raise RuntimeError(
+            "pumping queue triggers from a Service Bus namespace is not supported by the local "
+            "host yet; unset ServiceBusConnection* to use the local broker"
+        )
+    stack.broker_path.parent.mkdir(parents=True, exist_ok=True)
+    broker = LocalBroker(stack.broker_path)
+    for function in app.queues:
+        try:
+            broker.queue_info(function.queue_name)
+        except QueueNotFound:
+            broker.ensure_queue(
+                function.queue_name, QueueSettings(requires_session=function.sessions)
+            )
+            log.info("created local queue %s for function %s", function.queue_name, function.name)
+    return BrokerSource(broker)

@@ -1,0 +1,104 @@
+"""Decides, from the settings present, which services are real and which are local stand-ins.
+
+Where no real endpoint is configured the stand-in is the default; configuring a BigCommerce
+store, a Dataverse URL or a Service Bus namespace makes the local host use the real one instead.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOCAL_STORE_HASH = "localstore1"
+SERVICEBUS_SETTINGS = ("ServiceBusConnection__fullyQualifiedNamespace", "ServiceBusConnection")
+
+
+@dataclass(frozen=True)
+class Ports:
+    functions: int = 7071
+    bigcommerce: int = 7072
+    dataverse: int = 7073
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Ports:
+        def port(name: str, default: int) -> int:
+            raw = environ.get(name)
+            if raw is None:
+                return default
+            if not raw.isdigit() or not 0 < int(raw) < 65536:
+                raise ValueError(f"{name} must be a TCP port number, got {raw!r}")
+            return int(raw)
+
+        return cls(
+            functions=port("LOCAL_FUNCTIONS_PORT", cls.functions),
+            bigcommerce=port("LOCAL_BIGCOMMERCE_PORT", cls.bigcommerce),
+            dataverse=port("LOCAL_DATAVERSE_PORT", cls.dataverse),
+        )
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    ports: Ports
+    simulate_bigcommerce: bool
+    simulate_dataverse: bool
+    local_broker: bool
+    broker_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def functions_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.functions}"
+
+    @property
+    def bigcommerce_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.bigcommerce}"
+
+    @property
+    def dataverse_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.dataverse}"
+
+
+def _local_secrets(state_dir: Path) -> dict[str, str]:
+    path = state_dir / "stack-secrets.json"
+    if path.exists():
+        loaded: dict[str, str] = json.loads(path.read_text())
+        return loaded
+    values = {
+        "access_token": secrets.token_urlsafe(24),
+        "webhook_secret": secrets.token_urlsafe(24),
+        "client_secret": secrets.token_urlsafe(24),
+        "dataverse_token": secrets.token_urlsafe(24),
+    }
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values))
+    path.chmod(0o600)
+    return values
+
+
+def plan(environ: Mapping[str, str], state_dir: Path) -> StackPlan:
+    ports = Ports.from_env(environ)
+    simulate_bc = "BIGCOMMERCE_STORES" not in environ
+    simulate_dv = "DATAVERSE_URL" not in environ
+    local_broker = not any(name in environ for name in SERVICEBUS_SETTINGS)
+    env: dict[str, str] = {}
+    if simulate_bc or simulate_dv:
+        local = _local_secrets(state_dir)
+        if simulate_bc:
+            prefix = f"BIGCOMMERCE_{LOCAL_STORE_HASH.upper()}_"
+            env |= {
+                "BIGCOMMERCE_STORES": LOCAL_STORE_HASH,
+                "BIGCOMMERCE_API_URL": f"http://127.0.0.1:{ports.bigcommerce}",
+                prefix + "ACCESS_TOKEN": local["access_token"],
+                prefix + "WEBHOOK_SECRET": local["webhook_secret"],
+                prefix + "CLIENT_SECRET": local["client_secret"],
+            }
+        if simulate_dv:
+            env |= {
+                "DATAVERSE_URL": f"http://127.0.0.1:{ports.dataverse}",
+                "LOCAL_DATAVERSE_TOKEN": local["dataverse_token"],
+            }
+    broker_path = Path(environ.get("LOCAL_BROKER_PATH", str(state_dir / "broker.sqlite3")))
+    return StackPlan(ports, simulate_bc, simulate_dv, local_broker, broker_path, env)

@@ -1,0 +1,325 @@
+"""The connector's one typed settings object, read from environment variables.
+
+Azure app settings and the "Values" of local.settings.json both arrive as environment variables,
+so that is the only source. Several BigCommerce stores are first-class: `BIGCOMMERCE_STORES` lists
+their hashes and each store's own settings are named `BIGCOMMERCE_<HASH>_<NAME>`, one app setting
+each, so that every secret can be its own Key Vault reference.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from shared.config.errors import ConfigurationError
+
+STORES_SETTING: Final = "BIGCOMMERCE_STORES"
+STORE_HASH_PATTERN: Final = re.compile(r"^[a-z0-9]{1,32}$")
+DEFAULT_BIGCOMMERCE_API_URL: Final = "https://api.bigcommerce.com"
+
+
+class WebhookCheck(StrEnum):
+    """A check the webhook ingress makes; which ones are required is per-store configuration."""
+
+    HEADER = "header"
+    SIGNATURE = "signature"
+
+
+def store_setting_name(store_hash: str, field: str) -> str:
+    return f"BIGCOMMERCE_{store_hash.upper()}_{field.upper()}"
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_https_unless_loopback(value: str) -> str:
+    """Service URLs must be https; plain http is only accepted on this machine's loopback."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an absolute http(s) URL, got {value!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError("must use https (plain http is accepted only for 127.0.0.1/localhost)")
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query string or fragment")
+    return value.rstrip("/")
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class StoreSettings(BaseModel):
+    """One BigCommerce store served by this deployment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    store_hash: str
+    access_token: SecretStr
+    webhook_secret: SecretStr | None = None
+    client_secret: SecretStr | None = None
+    webhook_checks: frozenset[WebhookCheck] = frozenset()
+    channel_ids: frozenset[int] = frozenset()
+    api_url: str = DEFAULT_BIGCOMMERCE_API_URL
+
+    @field_validator("webhook_secret", "client_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("access_token")
+    @classmethod
+    def _token_present(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("webhook_checks", "channel_ids", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        return require_https_unless_loopback(value)
+
+    @model_validator(mode="after")
+    def _checks_have_secrets(self) -> StoreSettings:
+        checks = self.webhook_checks or self.default_checks()
+        if not checks:
+            raise ValueError(
+                "webhook_secret: at least one webhook secret is required "
+                "(WEBHOOK_SECRET for the custom header, or CLIENT_SECRET for signatures)"
+            )
+        if WebhookCheck.HEADER in checks and self.webhook_secret is None:
+            raise ValueError("webhook_secret: required because webhook_checks includes 'header'")
+        if WebhookCheck.SIGNATURE in checks and self.client_secret is None:
+            raise ValueError("client_secret: required because webhook_checks includes 'signature'")
+        object.__setattr__(self, "webhook_checks", frozenset(checks))
+        return self
+
+    def default_checks(self) -> frozenset[WebhookCheck]:
+        checks = set()
+        if self.webhook_secret is not None:
+            checks.add(WebhookCheck.HEADER)
+        if self.client_secret is not None:
+            checks.add(WebhookCheck.SIGNATURE)
+        return frozenset(checks)
+
+
+STORE_FIELDS: Final = tuple(name for name in StoreSettings.model_fields if name != "store_hash")
+
+
+class _StoresSource(PydanticBaseSettingsSource):
+    """Builds `stores` from BIGCOMMERCE_STORES and the per-store BIGCOMMERCE_<HASH>_* settings."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self._environ = environ
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        raw = self._environ.get(STORES_SETTING)
+        if raw is None:
+            return {}
+        hashes = _split_list(raw)
+        assert isinstance(hashes, list)
+        stores: list[dict[str, str]] = []
+        for store_hash in hashes:
+            store: dict[str, str] = {"store_hash": store_hash}
+            for name in STORE_FIELDS:
+                value = self._environ.get(store_setting_name(store_hash, name))
+                if value is not None:
+                    store[name] = value
+            stores.append(store)
+        return {"stores": stores}
+
+
+class Settings(BaseSettings):
+    """Everything the function app reads from its environment.
+
+    Field aliases are the exact app-setting names; the README's configuration table and
+    local.settings.json.example list each of them.
+    """
+
+    model_config = SettingsConfigDict(
+        case_sensitive=True, extra="ignore", frozen=True, populate_by_name=False
+    )
+
+    stores: tuple[StoreSettings, ...] = Field(min_length=1)
+    bigcommerce_api_url: str = Field(
+        DEFAULT_BIGCOMMERCE_API_URL, validation_alias="BIGCOMMERCE_API_URL"
+    )
+    dataverse_url: str = Field(validation_alias="DATAVERSE_URL")
+    servicebus_namespace: str | None = Field(
+        None, validation_alias="ServiceBusConnection__fullyQualifiedNamespace"
+    )
+    servicebus_connection_string: SecretStr | None = Field(
+        None, validation_alias="ServiceBusConnection"
+    )
+    servicebus_credential: str | None = Field(
+        None, validation_alias="ServiceBusConnection__credential"
+    )
+    servicebus_client_id: str | None = Field(
+        None, validation_alias="ServiceBusConnection__clientId"
+    )
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    environment_name: str = Field(
+        "local", validation_alias=AliasChoices("CONNECTOR_ENVIRONMENT", "AZURE_ENV_NAME")
+    )
+
+    @field_validator("bigcommerce_api_url", "dataverse_url")
+    @classmethod
+    def _urls(cls, value: str) -> str:
+        return require_https_unless_loopback(value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("servicebus_credential")
+    @classmethod
+    def _credential(cls, value: str | None) -> str | None:
+        if value is not None and value != "managedidentity":
+            raise ValueError("must be 'managedidentity' when set")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_api_url(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("BIGCOMMERCE_API_URL"):
+            return data
+        try:
+            base = require_https_unless_loopback(data["BIGCOMMERCE_API_URL"])
+        except ValueError:
+            return data  # reported against BIGCOMMERCE_API_URL itself, not against each store
+        for store in data.get("stores") or ():
+            if isinstance(store, dict):
+                store.setdefault("api_url", base)
+        return data
+
+    @model_validator(mode="after")
+    def _distinct_stores(self) -> Settings:
+        seen: set[str] = set()
+        for store in self.stores:
+            if store.store_hash in seen:
+                raise ValueError(f"{STORES_SETTING}: store {store.store_hash} is listed twice")
+            seen.add(store.store_hash)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _StoresSource(settings_cls, os.environ))
+
+    def store(self, store_hash: str) -> StoreSettings | None:
+        for store in self.stores:
+            if store.store_hash == store_hash:
+                return store
+        return None
+
+    @property
+    def uses_servicebus_namespace(self) -> bool:
+        return (
+            self.servicebus_namespace is not None or self.servicebus_connection_string is not None
+        )
+
+    def redacted(self) -> dict[str, Any]:
+        """A dump safe to log or print: every secret is masked."""
+        return self.model_dump(mode="json")
+
+
+def _setting_name(error_loc: tuple[int | str, ...], raw_stores: list[dict[str, str]]) -> str:
+    """Maps a pydantic error location back to the app-setting name a person must fix."""
+    if not error_loc:
+        return "configuration"
+    head = error_loc[0]
+    if head == "stores":
+        if len(error_loc) >= 2 and isinstance(error_loc[1], int):
+            index = error_loc[1]
+            store_hash = raw_stores[index]["store_hash"] if index < len(raw_stores) else "?"
+            if len(error_loc) >= 3 and isinstance(error_loc[2], str):
+                return store_setting_name(store_hash, error_loc[2])
+            return store_setting_name(store_hash, "*")
+        return STORES_SETTING
+    alias = (
+        Settings.model_fields[str(head)].validation_alias if head in Settings.model_fields else None
+    )
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return str(alias or head)
+
+
+def _one_line(error: Mapping[str, Any], raw_stores: list[dict[str, str]]) -> str:
+    loc = tuple(error.get("loc", ()))
+    message = str(error.get("msg", "is invalid"))
+    message = message.removeprefix("Value error, ")
+    field, sep, rest = message.partition(": ")
+    if sep and field in STORE_FIELDS and len(loc) >= 2:
+        loc = (*loc[:2], field)
+        message = rest
+    if error.get("type") == "missing":
+        message = "required but not set"
+        if loc and loc[0] == "stores" and len(loc) < 2:
+            message = "required: a comma-separated list of BigCommerce store hashes"
+    elif error.get("type") == "too_short" and loc == ("stores",):
+        loc, message = ("stores",), "must list at least one BigCommerce store hash"
+    name = _setting_name(loc, raw_stores)
+    if message.startswith(f"{STORES_SETTING}:"):
+        return f"invalid configuration: {message}"
+    return f"invalid configuration: {name}: {message[:1].lower()}{message[1:]}"
+
+
+def load_settings() -> Settings:
+    """Reads and validates the settings, or raises ConfigurationError with one readable line."""
+    raw_stores = _StoresSource(Settings, os.environ)().get("stores", [])
+    for store in raw_stores:
+        if not STORE_HASH_PATTERN.match(store["store_hash"]):
+            raise ConfigurationError(
+                f"invalid configuration: {STORES_SETTING} has {store['store_hash']!r}, "
+                "which is not a store hash (lowercase letters and digits, as in stores/<hash>)"
+            )
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(_one_line(exc.errors()[0], raw_stores)) from None

@@ -1,0 +1,1 @@
+"""Service-layer handlers: plain functions the trigger adapters call."""

@@ -1,0 +1,1 @@
+"""Structured logs and the correlation fields they carry."""
