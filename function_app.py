@@ -6,10 +6,11 @@ acknowledged and no queue message is consumed by a worker that could not process
 
 import azure.functions as func
 
-from functions import health
+from functions import health, webhooks
 from shared.bootstrap import startup
 
 startup()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
+app.register_functions(webhooks.bp)

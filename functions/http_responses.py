@@ -1,4 +1,4 @@
-"""JSON and RFC 9457 problem responses, shared by the HTTP trigger adapters."""
+"""Maps handler results to HTTP responses: JSON bodies and RFC 9457 problems."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 import azure.functions as func
 
+from shared.handlers.webhook_ingress import IngressResponse
+
 
 def json_response(body: Mapping[str, object], status: int = 200) -> func.HttpResponse:
     return func.HttpResponse(
@@ -14,10 +16,13 @@ def json_response(body: Mapping[str, object], status: int = 200) -> func.HttpRes
     )
 
 
-def problem(status: int, title: str, detail: str, type_: str = "about:blank") -> func.HttpResponse:
-    body = {"type": type_, "title": title, "status": status, "detail": detail}
+def from_handler(result: IngressResponse) -> func.HttpResponse:
+    if result.body is None:
+        # BigCommerce asks receivers not to send a body with a success.
+        return func.HttpResponse(status_code=result.status, headers=dict(result.headers))
     return func.HttpResponse(
-        json.dumps(body, separators=(",", ":")),
-        status_code=status,
-        mimetype="application/problem+json",
+        json.dumps(result.body, separators=(",", ":")),
+        status_code=result.status,
+        headers=dict(result.headers),
+        mimetype="application/problem+json" if result.is_problem else "application/json",
     )

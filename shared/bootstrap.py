@@ -1,23 +1,64 @@
 """The composition root: reads the settings once and wires adapters to the ports.
 
 Trigger adapters in functions/ ask `container()` for what a handler needs. The local host and
-tests replace adapters with `override()` before the first invocation, which is how the one-machine
-stack swaps Service Bus for the local broker without the core knowing the stack exists.
+tests install other adapters with `override()` before the first invocation, which is how the
+one-machine stack swaps Service Bus for the local broker without the core knowing the stack
+exists. Clients are created lazily, once per process, inside the event loop that uses them.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from shared.config import Settings, load_settings
+from shared.config import ConfigurationError, Settings, load_settings
+from shared.handlers.webhook_ingress import WebhookIngress
+from shared.messaging.ports import MessageSender
 from shared.observability.json_logging import configure_logging
 
 
-@dataclass(frozen=True)
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
 class Container:
     settings: Settings
+    clock: Callable[[], datetime] = utc_now
+    new_id: Callable[[], str] = new_id
+    sender: MessageSender | None = None
+    _ingress: WebhookIngress | None = field(default=None, repr=False)
+
+    def message_sender(self) -> MessageSender:
+        if self.sender is None:
+            if self.settings.servicebus_transport == "local":
+                raise ConfigurationError(
+                    "invalid configuration: SERVICEBUS_TRANSPORT is 'local', which only the "
+                    "local host (make start) provides"
+                )
+            from shared.messaging.azure_servicebus import AzureServiceBusSender
+
+            self.sender = AzureServiceBusSender.from_settings(self.settings)
+        return self.sender
+
+    def webhook_ingress(self) -> WebhookIngress:
+        if self._ingress is None:
+            self._ingress = WebhookIngress(
+                self.settings,
+                self.message_sender(),
+                clock=self.clock,
+                new_id=self.new_id,
+                send_timeout=self.settings.webhook_enqueue_timeout_seconds,
+            )
+        return self._ingress
 
 
 _lock = threading.Lock()
@@ -40,12 +81,15 @@ def container() -> Container:
 
 
 def override(**adapters: Any) -> Container:
-    """Replaces adapters in the running container (the local stack and tests use this)."""
-    global _container
+    """Installs adapters in the running container (the local stack and tests use this)."""
+    current = startup()
     with _lock:
-        base = _container or Container(settings=load_settings())
-        _container = replace(base, **adapters)
-        return _container
+        for name, value in adapters.items():
+            if not hasattr(current, name):
+                raise AttributeError(f"the container has no {name!r}")
+            setattr(current, name, value)
+        current._ingress = None
+        return current
 
 
 def reset() -> None:

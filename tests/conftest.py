@@ -10,3 +10,4 @@ BASELINE_ENV = {
 }
 for _name, _value in BASELINE_ENV.items():
     os.environ.setdefault(_name, _value)
+os.environ.setdefault("SERVICEBUS_TRANSPORT", "local")

@@ -63,6 +63,7 @@ _SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 _BUSY_TIMEOUT_MS: Final = 10_000
 _POLL_FIRST: Final = 0.02
 _POLL_MAX: Final = 0.2
+_CHECKPOINT_INTERVAL: Final = 1.0
 
 
 def _utc_now() -> datetime:
@@ -82,6 +83,12 @@ class _Signal:
     def __init__(self) -> None:
         self.condition = threading.Condition()
         self.generation = 0
+        # Serialises this process's writers on the file. SQLite's own busy handler backs off in
+        # sleeps of up to 100 ms, which turned in-process contention into long latency tails;
+        # the busy handler now only arbitrates between processes.
+        self.writer = threading.Lock()
+        self.checkpointer: threading.Thread | None = None
+        self.dirty = threading.Event()
 
     def notify(self) -> None:
         with self.condition:
@@ -91,6 +98,26 @@ class _Signal:
 
 _signals: dict[str, _Signal] = {}
 _signals_lock = threading.Lock()
+
+
+def _checkpoint_loop(path: str, signal: _Signal) -> None:
+    """Copies the WAL back into the database after writes, off the writers' path.
+
+    PASSIVE never blocks writers or readers; it does what it can and the next round does the
+    rest. One thread per file per process, for the life of the process.
+    """
+    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    try:
+        while True:
+            signal.dirty.wait()
+            time.sleep(_CHECKPOINT_INTERVAL)
+            signal.dirty.clear()
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                continue
+    finally:
+        conn.close()
 
 
 def _signal_for(path: str) -> _Signal:
@@ -205,6 +232,9 @@ class LocalBroker:
             if str(mode).lower() != "wal":
                 raise BrokerError(f"could not switch {self._path} to WAL mode (got {mode})")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            # Checkpoints run in a background thread (see _checkpoint_loop), not inside a
+            # committing writer, where they held every other writer up for tens of ms.
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
         except BaseException:
             conn.close()
             raise
@@ -225,14 +255,31 @@ class LocalBroker:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        with self._signal.writer:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        self._signal.dirty.set()
+        if self._signal.checkpointer is None:
+            self._start_checkpointer()
+
+    def _start_checkpointer(self) -> None:
+        with _signals_lock:
+            if self._signal.checkpointer is not None:
+                return
+            thread = threading.Thread(
+                target=_checkpoint_loop,
+                args=(self._path, self._signal),
+                name="broker-checkpoint",
+                daemon=True,
+            )
+            self._signal.checkpointer = thread
+        thread.start()
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -357,28 +404,58 @@ class LocalBroker:
 
         Returns each message's sequence number, or None where duplicate detection dropped it.
         """
-        encoded = [_encode_properties(message.application_properties) for message in messages]
         with self._write() as conn:
-            now = self._now()
-            settings = self._settings(conn, queue)
-            if settings.requires_session and any(m.session_id is None for m in messages):
-                raise SessionIdRequired(f"queue {queue!r} requires a session id on every message")
-            window = settings.duplicate_detection_window
-            if window is not None:
-                conn.execute(
-                    "DELETE FROM message_ids WHERE queue = ? AND sent_at <= ?",
-                    (queue, now - span_us(window)),
-                )
-            sequence_numbers: list[int | None] = []
-            for message, properties in zip(messages, encoded, strict=True):
-                if window is not None and self._is_duplicate(conn, queue, message):
-                    sequence_numbers.append(None)
-                    continue
-                sequence_numbers.append(
-                    self._insert(conn, queue, settings, message, properties, now)
-                )
+            sequence_numbers = self._store(conn, queue, messages, self._now())
         if any(seq is not None for seq in sequence_numbers):
             self._signal.notify()
+        return sequence_numbers
+
+    def send_many(
+        self, sends: Sequence[tuple[str, Sequence[OutboundMessage]]]
+    ) -> list[list[int | None] | BrokerError]:
+        """Several independent sends in one transaction and one sync (group commit).
+
+        Each send is still all-or-nothing: one that fails is rolled back alone and its error
+        returned in its place, while the others commit.
+        """
+        results: list[list[int | None] | BrokerError] = []
+        with self._write() as conn:
+            now = self._now()
+            for queue, messages in sends:
+                conn.execute("SAVEPOINT one_send")
+                try:
+                    results.append(self._store(conn, queue, messages, now))
+                except BrokerError as exc:
+                    conn.execute("ROLLBACK TO one_send")
+                    results.append(exc)
+                conn.execute("RELEASE one_send")
+        if any(isinstance(r, list) and any(s is not None for s in r) for r in results):
+            self._signal.notify()
+        return results
+
+    def _store(
+        self,
+        conn: sqlite3.Connection,
+        queue: str,
+        messages: Sequence[OutboundMessage],
+        now: int,
+    ) -> list[int | None]:
+        settings = self._settings(conn, queue)
+        if settings.requires_session and any(m.session_id is None for m in messages):
+            raise SessionIdRequired(f"queue {queue!r} requires a session id on every message")
+        window = settings.duplicate_detection_window
+        if window is not None:
+            conn.execute(
+                "DELETE FROM message_ids WHERE queue = ? AND sent_at <= ?",
+                (queue, now - span_us(window)),
+            )
+        sequence_numbers: list[int | None] = []
+        for message in messages:
+            if window is not None and self._is_duplicate(conn, queue, message):
+                sequence_numbers.append(None)
+                continue
+            properties = _encode_properties(message.application_properties)
+            sequence_numbers.append(self._insert(conn, queue, settings, message, properties, now))
         return sequence_numbers
 
     def _is_duplicate(self, conn: sqlite3.Connection, queue: str, message: OutboundMessage) -> bool:

@@ -15,10 +15,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from local.broker import LocalBroker, QueueNotFound, QueueSettings, SessionLock
+from local.broker.adapters import provision
 from local.host.indexing import IndexedApp
 from local.host.queue_pump import SessionHandle
 from local.stack.plan import StackPlan
 from shared.messaging.message import InboundMessage
+from shared.messaging.queues import ALL_QUEUES
 
 log = logging.getLogger("local.host.broker")
 T = TypeVar("T")
@@ -79,14 +81,11 @@ class BrokerSource:
         await self._run(self.broker.wait_for_messages, queue, timeout, session=lock)
 
 
-def open_source(stack: StackPlan, app: IndexedApp) -> BrokerSource:
-    if not stack.local_broker:
-        raise RuntimeError(
-            "pumping queue triggers from a Service Bus namespace is not supported by the local "
-            "host yet; unset ServiceBusConnection* to use the local broker"
-        )
+def open_broker(stack: StackPlan, app: IndexedApp) -> LocalBroker:
+    """Opens the stack's broker with the app's queues, as Bicep would provision them in Azure."""
     stack.broker_path.parent.mkdir(parents=True, exist_ok=True)
     broker = LocalBroker(stack.broker_path)
+    provision(broker, ALL_QUEUES)
     for function in app.queues:
         try:
             broker.queue_info(function.queue_name)
@@ -95,4 +94,4 @@ def open_source(stack: StackPlan, app: IndexedApp) -> BrokerSource:
                 function.queue_name, QueueSettings(requires_session=function.sessions)
             )
             log.info("created local queue %s for function %s", function.queue_name, function.name)
-    return BrokerSource(broker)
+    return broker

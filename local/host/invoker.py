@@ -8,6 +8,7 @@ invocation id and the trace context, as in Azure.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import threading
@@ -74,6 +75,13 @@ def _pool_size() -> int | None:
     return max(1, min(32, int(raw))) if raw else None
 
 
+@functools.cache
+def _shape(function: Callable[..., Any]) -> tuple[frozenset[str], bool]:
+    """The parameter names and whether it is a coroutine function, read once per function."""
+    names = frozenset(inspect.signature(function).parameters)
+    return names, inspect.iscoroutinefunction(function)
+
+
 class Invoker:
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=_pool_size(), thread_name_prefix="fn")
@@ -85,11 +93,11 @@ class Invoker:
         arguments: Mapping[str, Any],
         trace_parent: str = "",
     ) -> Any:
-        parameters = inspect.signature(function).parameters
+        parameters, is_coroutine = _shape(function)
         call_args = {k: v for k, v in arguments.items() if k in parameters}
         if "context" in parameters:
             call_args["context"] = LocalContext(function_name, trace_parent)
-        if inspect.iscoroutinefunction(function):
+        if is_coroutine:
             return await function(**call_args)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: function(**call_args))

@@ -13,6 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LOCAL_STORE_HASH = "localstore1"
+# Settings only the one-machine stack reads; documented with the others.
+LOCAL_SETTINGS = (
+    "LOCAL_FUNCTIONS_PORT",
+    "LOCAL_BIGCOMMERCE_PORT",
+    "LOCAL_DATAVERSE_PORT",
+    "LOCAL_BROKER_PATH",
+    "LOCAL_STATE_DIR",
+)
 SERVICEBUS_SETTINGS = ("ServiceBusConnection__fullyQualifiedNamespace", "ServiceBusConnection")
 
 
@@ -83,7 +91,7 @@ def plan(environ: Mapping[str, str], state_dir: Path) -> StackPlan:
     simulate_bc = "BIGCOMMERCE_STORES" not in environ
     simulate_dv = "DATAVERSE_URL" not in environ
     local_broker = not any(name in environ for name in SERVICEBUS_SETTINGS)
-    env: dict[str, str] = {}
+    env: dict[str, str] = {"SERVICEBUS_TRANSPORT": "local"} if local_broker else {}
     if simulate_bc or simulate_dv:
         local = _local_secrets(state_dir)
         if simulate_bc:

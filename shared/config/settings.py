@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -88,8 +88,9 @@ class StoreSettings(BaseModel):
     webhook_checks: frozenset[WebhookCheck] = frozenset()
     channel_ids: frozenset[int] = frozenset()
     api_url: str = DEFAULT_BIGCOMMERCE_API_URL
+    store_id: str | None = Field(default=None, pattern=r"^\d+$")
 
-    @field_validator("webhook_secret", "client_secret", mode="before")
+    @field_validator("webhook_secret", "client_secret", "store_id", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -159,7 +160,7 @@ class _StoresSource(PydanticBaseSettingsSource):
             store: dict[str, str] = {"store_hash": store_hash}
             for name in STORE_FIELDS:
                 value = self._environ.get(store_setting_name(store_hash, name))
-                if value is not None:
+                if value:
                     store[name] = value
             stores.append(store)
         return {"stores": stores}
@@ -172,8 +173,13 @@ class Settings(BaseSettings):
     local.settings.json.example list each of them.
     """
 
+    # An empty app setting counts as unset: Bicep and the portal often leave settings blank.
     model_config = SettingsConfigDict(
-        case_sensitive=True, extra="ignore", frozen=True, populate_by_name=False
+        case_sensitive=True,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=False,
+        env_ignore_empty=True,
     )
 
     stores: tuple[StoreSettings, ...] = Field(min_length=1)
@@ -192,6 +198,17 @@ class Settings(BaseSettings):
     )
     servicebus_client_id: str | None = Field(
         None, validation_alias="ServiceBusConnection__clientId"
+    )
+    webhook_secret_header: str = Field(
+        "X-Webhook-Secret",
+        validation_alias="BIGCOMMERCE_WEBHOOK_SECRET_HEADER",
+        pattern=r"^[A-Za-z0-9-]{1,64}$",
+    )
+    webhook_enqueue_timeout_seconds: float = Field(
+        5.0, validation_alias="WEBHOOK_ENQUEUE_TIMEOUT_SECONDS", gt=0, le=30
+    )
+    servicebus_transport: Literal["azure", "local"] = Field(
+        "azure", validation_alias="SERVICEBUS_TRANSPORT"
     )
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     environment_name: str = Field(
@@ -231,6 +248,15 @@ class Settings(BaseSettings):
             if isinstance(store, dict):
                 store.setdefault("api_url", base)
         return data
+
+    @model_validator(mode="after")
+    def _servicebus_configured(self) -> Settings:
+        if self.servicebus_transport == "azure" and not self.uses_servicebus_namespace:
+            raise ValueError(
+                "ServiceBusConnection__fullyQualifiedNamespace: required (or a "
+                "ServiceBusConnection connection string) unless SERVICEBUS_TRANSPORT is 'local'"
+            )
+        return self
 
     @model_validator(mode="after")
     def _distinct_stores(self) -> Settings:
@@ -305,8 +331,8 @@ def _one_line(error: Mapping[str, Any], raw_stores: list[dict[str, str]]) -> str
     elif error.get("type") == "too_short" and loc == ("stores",):
         loc, message = ("stores",), "must list at least one BigCommerce store hash"
     name = _setting_name(loc, raw_stores)
-    if message.startswith(f"{STORES_SETTING}:"):
-        return f"invalid configuration: {message}"
+    if not loc and sep and " " not in field:
+        return f"invalid configuration: {message}"  # a model-level rule that names its setting
     return f"invalid configuration: {name}: {message[:1].lower()}{message[1:]}"
 
 

@@ -64,7 +64,7 @@ def to_properties() -> dict[str, str]:
     return {name: fields[name] for name in PROPAGATED if name in fields}
 
 
-def from_properties(properties: Mapping[str | bytes, object]) -> dict[str, str]:
+def from_properties(properties: Mapping[str, object] | Mapping[bytes, object]) -> dict[str, str]:
     """Reads propagated fields back; keys may arrive as bytes from the Service Bus SDK binding."""
     found: dict[str, str] = {}
     for key, value in properties.items():

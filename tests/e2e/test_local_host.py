@@ -39,7 +39,7 @@ def sample_host(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_real_app_health_through_the_host(tmp_path: Path) -> None:
-    with running_host(tmp_path) as host, host.client() as client:
+    with running_host(tmp_path) as host, httpx.Client(base_url=host.url, timeout=10) as client:
         response = client.get("/api/health")
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("application/json")
@@ -52,7 +52,7 @@ def test_real_app_health_through_the_host(tmp_path: Path) -> None:
 
 def test_http_routes_keys_and_failures(sample_host) -> None:  # type: ignore[no-untyped-def]
     keys = sample_host.keys()
-    with sample_host.client() as client:
+    with httpx.Client(base_url=sample_host.url, timeout=10) as client:
         assert client.get("/api/items/7").status_code == 401
         assert client.get("/api/items/7", params={"code": "wrong"}).status_code == 401
         by_query = client.get("/api/items/7", params={"code": keys["default"], "q": "x"})
@@ -114,7 +114,7 @@ def test_timer_runs_on_startup_and_on_schedule(sample_host, tmp_path: Path) -> N
 
 def test_sigint_stops_the_host_and_every_stand_in(tmp_path: Path) -> None:
     host = start_host(tmp_path)
-    children = children_of(host.process.pid)
+    children = children_of(host.pid)
     assert len(children) >= 2, "the simulator and the Dataverse stand-in run as child processes"
     assert host.stop(signal.SIGINT) == 0
     wait_until(lambda: not any(alive(pid) for pid in children), timeout=10)
@@ -124,7 +124,7 @@ def test_sigint_stops_the_host_and_every_stand_in(tmp_path: Path) -> None:
 
 def test_stand_ins_die_with_a_killed_host(tmp_path: Path) -> None:
     host = start_host(tmp_path)
-    children = children_of(host.process.pid)
-    os.kill(host.process.pid, signal.SIGKILL)
+    children = children_of(host.pid)
+    os.kill(host.pid, signal.SIGKILL)
     host.process.wait(timeout=10)
     wait_until(lambda: not any(alive(pid) for pid in children), timeout=10)

@@ -11,6 +11,7 @@ from shared.observability.json_logging import JsonFormatter
 from tests.support.host_process import run_host_expecting_failure
 
 VALID = {
+    "SERVICEBUS_TRANSPORT": "local",
     "BIGCOMMERCE_STORES": "abc123, def456",
     "BIGCOMMERCE_ABC123_ACCESS_TOKEN": "token-abc-s3cr3t",
     "BIGCOMMERCE_ABC123_WEBHOOK_SECRET": "hook-abc-s3cr3t",
@@ -25,7 +26,16 @@ VALID = {
 @pytest.fixture
 def environ(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     for name in list(__import__("os").environ):
-        if name.startswith(("BIGCOMMERCE_", "DATAVERSE_", "ServiceBusConnection", "LOG_LEVEL")):
+        if name.startswith(
+            (
+                "BIGCOMMERCE_",
+                "DATAVERSE_",
+                "ServiceBusConnection",
+                "LOG_LEVEL",
+                "SERVICEBUS_",
+                "WEBHOOK_",
+            )
+        ):
             monkeypatch.delenv(name)
 
     def apply(values: dict[str, str | None]) -> None:
@@ -87,6 +97,14 @@ def test_secrets_never_appear_in_dumps_reprs_or_logs(environ, caplog) -> None:  
         ({"BIGCOMMERCE_API_URL": "ftp://x"}, "BIGCOMMERCE_API_URL: must be an absolute"),
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL: must be one of"),
         ({"ServiceBusConnection__credential": "key"}, "ServiceBusConnection__credential: must"),
+        (
+            {"SERVICEBUS_TRANSPORT": None},
+            "ServiceBusConnection__fullyQualifiedNamespace: required",
+        ),
+        ({"SERVICEBUS_TRANSPORT": "amqp"}, "SERVICEBUS_TRANSPORT: input should be"),
+        ({"BIGCOMMERCE_ABC123_STORE_ID": "abc"}, "BIGCOMMERCE_ABC123_STORE_ID: string should"),
+        ({"BIGCOMMERCE_WEBHOOK_SECRET_HEADER": "X Bad"}, "BIGCOMMERCE_WEBHOOK_SECRET_HEADER:"),
+        ({"WEBHOOK_ENQUEUE_TIMEOUT_SECONDS": "0"}, "WEBHOOK_ENQUEUE_TIMEOUT_SECONDS:"),
     ],
 )
 def test_bad_setting_fails_with_one_line_naming_it(environ, change, expected) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,53 @@
+"""The operator CLI: `python -m cli <group> <command> ...`.
+
+Each command group is a module with a `register(subparsers)` function that adds its parser and
+sets `run`, an async function from the parsed arguments to an exit code. Exit codes: 0 success,
+1 failure, 2 usage or configuration error (a `ConfigurationError` is printed as its one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Final, TextIO
+
+from shared.config import ConfigurationError
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Imported here so that group modules can import the exit codes above without a cycle.
+    from cli import queues
+
+    parser = argparse.ArgumentParser(
+        prog="python -m cli", description="The connector's operator CLI."
+    )
+    groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
+    for group in (queues,):
+        group.register(groups)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and on usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args.stdin = stdin if stdin is not None else sys.stdin
+    try:
+        code: int = asyncio.run(args.run(args))
+    except ConfigurationError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+    except Exception as exc:  # an operator gets the message, not a traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return code

@@ -1,0 +1,132 @@
+"""Runs `python -m local.host` as a child process: for the demo, the benchmarks and e2e tests.
+
+The child starts from this environment without any connector setting, so it runs on the
+embedded default (stand-ins and the local broker) unless the caller passes settings explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+REPO = Path(__file__).resolve().parents[2]
+READY_LINE = "Press Ctrl-C to stop."
+CONNECTOR_PREFIXES = (
+    "BIGCOMMERCE_",
+    "DATAVERSE_",
+    "ServiceBusConnection",
+    "SERVICEBUS_",
+    "WEBHOOK_",
+    "LOCAL_",
+)
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without connector settings: the stack's embedded default."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(CONNECTOR_PREFIXES)}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class HostProcess:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        script_root: Path = REPO,
+        env: Mapping[str, str] | None = None,
+        free_ports: bool = True,
+        log: TextIO | None = None,
+    ) -> None:
+        self.state_dir = state_dir
+        full_env = {**clean_environ(), "LOCAL_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+        if free_ports:
+            for name in ("LOCAL_FUNCTIONS_PORT", "LOCAL_BIGCOMMERCE_PORT", "LOCAL_DATAVERSE_PORT"):
+                full_env[name] = str(free_port())
+        full_env.update(env or {})
+        self.port = int(full_env.get("LOCAL_FUNCTIONS_PORT", "7071"))
+        self.output: list[str] = []
+        self._log = log
+        self._ready = threading.Event()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "local.host",
+                "--script-root",
+                str(script_root),
+                "--no-settings-file",
+            ],
+            cwd=REPO,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line.rstrip("\n"))
+            if self._log is not None:
+                self._log.write(line)
+                self._log.flush()
+            if READY_LINE in line:
+                self._ready.set()
+
+    def wait_ready(self, timeout: float = 60) -> HostProcess:
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.05):
+            if self.process.poll() is not None:
+                time.sleep(0.2)
+                raise RuntimeError(
+                    f"the local host exited with {self.process.returncode}:\n"
+                    + "\n".join(self.output)
+                )
+            if time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(
+                    f"the local host did not start in {timeout:.0f}s:\n" + "\n".join(self.output)
+                )
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def keys(self) -> dict[str, str]:
+        data = json.loads((self.state_dir / "host-keys.json").read_text())
+        return {"master": data["masterKey"], "default": data["functionKeys"]["default"]}
+
+    def secrets(self) -> dict[str, str]:
+        """The simulated store's generated credentials."""
+        loaded: dict[str, str] = json.loads((self.state_dir / "stack-secrets.json").read_text())
+        return loaded
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise

@@ -1,0 +1,1 @@
+"""BigCommerce webhook events: their models, and the message each becomes."""
