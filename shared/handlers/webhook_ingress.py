@@ -83,7 +83,8 @@ class WebhookIngress:
     async def handle(self, request: IngressRequest) -> IngressResponse:
         started = time.perf_counter()
         correlation_id = request.headers.get("x-correlation-id") or self._new_id()
-        traceparent = correlation.child_traceparent(request.headers.get("traceparent"))
+        parent = request.headers.get("traceparent") or correlation.current().get("traceparent")
+        traceparent = correlation.child_traceparent(parent)
         with correlation.bind(correlation_id=correlation_id, traceparent=traceparent):
             response, fields = await self._handle(request, correlation_id, traceparent)
             level = logging.INFO if response.status < 400 else logging.WARNING

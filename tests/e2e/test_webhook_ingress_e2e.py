@@ -57,6 +57,23 @@ def test_webhooks_are_enqueued_once_and_bad_ones_not_at_all(tmp_path: Path) -> N
             "store/order/updated",
             "store/shipment/created",
         ]
+        wrong_method = client.get(URL, headers={"x-functions-key": key})
+        assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "POST")
+        assert wrong_method.json()["status"] == 405
+        huge = b'{"pad": "' + b"x" * (300 * 1024) + b'"}'
+        assert post(huge) == 413
+        assert len(broker.peek("bigcommerce-events")) == 3, "refused requests queued nothing"
+        accepted = [
+            json.loads(line)
+            for line in host.output
+            if line.startswith("{") and '"webhook accepted"' in line
+        ]
+        assert len(accepted) == 4
+        for line in accepted:
+            assert line["invocation_id"]
+            assert line["correlation_id"]
+            assert line["store_hash"] == LOCAL_STORE_HASH
+            assert line["order_id"] == 250
         problem = client.post(URL, content=b"x", headers={"x-functions-key": key})
         assert problem.status_code == 415
         assert problem.headers["content-type"].startswith("application/problem+json")
