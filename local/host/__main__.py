@@ -20,12 +20,15 @@ from local.broker.adapters import LocalBrokerSender
 from local.host.broker_source import BrokerSource, open_broker
 from local.host.indexing import IndexingError, find_app, index
 from local.host.keys import load_or_create
+from local.host.queue_pump import QueueSource
 from local.host.runtime import FunctionHost
+from local.host.servicebus_source import AzureQueueSource
 from local.stack.plan import StackPlan, plan
 from local.stack.processes import Children
 from local.stack.settings_file import load_values
 from shared import bootstrap
 from shared.config import ConfigurationError
+from shared.messaging.azure_servicebus import ServiceBusConnection
 
 
 def _print_banner(stack: StackPlan, host: FunctionHost, master: str, default: str) -> None:
@@ -120,16 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         except IndexingError as exc:
             print(f"indexing failed: {exc}", file=sys.stderr)
             return 2
-        source = None
+        source: QueueSource | None = None
         if stack.local_broker:
             broker = open_broker(stack, indexed)
             bootstrap.override(sender=LocalBrokerSender(broker))
             source = BrokerSource(broker)
         elif indexed.queues:
-            raise RuntimeError(
-                "pumping queue triggers from a Service Bus namespace is not supported by the "
-                "local host yet; unset ServiceBusConnection* to use the local broker"
-            )
+            settings = bootstrap.container().settings
+            source = AzureQueueSource(ServiceBusConnection.from_settings(settings))
         keys = load_or_create(state_dir / "host-keys.json")
         host = FunctionHost.from_files(indexed, keys, root, source, stack.ports.functions)
         if stack.simulate_bigcommerce:
