@@ -20,7 +20,7 @@ from typing import Final, TypeVar
 from shared.messaging.message import InboundMessage, OutboundMessage
 from shared.messaging.ports import QueueCounts, ReplayedMessage, SendError
 from shared.messaging.queues import ALL_QUEUES, QueueSpec
-from shared.messaging.replay import replay_message_id
+from shared.messaging.replay import replay_message_id, replay_report
 
 from .broker import LocalBroker
 from .errors import BrokerError, MessageNotFoundError
@@ -140,16 +140,7 @@ class LocalQueueAdmin:
                 [m.sequence_number for m in selected],
                 new_message_id=lambda m: replay_message_id(m.message_id, m.sequence_number),
             )
-        return [
-            ReplayedMessage(
-                sequence_number=m.sequence_number,
-                original_message_id=m.message_id,
-                new_message_id=replay_message_id(m.message_id, m.sequence_number),
-                session_id=m.session_id,
-                dead_letter_reason=m.dead_letter_reason,
-            )
-            for m in selected
-        ]
+        return [replay_report(m) for m in selected]
 
     def _select(self, queue: str, sequence_numbers: Sequence[int] | None) -> list[InboundMessage]:
         dead: list[InboundMessage] = []

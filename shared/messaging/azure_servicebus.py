@@ -46,7 +46,7 @@ from shared.config import ConfigurationError, Settings
 from shared.messaging.message import InboundMessage, OutboundMessage, PropertyValue
 from shared.messaging.ports import QueueCounts, ReplayedMessage, SendError
 from shared.messaging.queues import ALL_QUEUES
-from shared.messaging.replay import replay_copy, replay_message_id
+from shared.messaging.replay import replay_copy, replay_report
 
 log = logging.getLogger("connector.servicebus")
 
@@ -412,16 +412,7 @@ class AzureQueueAdmin:
             if not dry_run and selected:
                 async with self._clients.client().get_queue_sender(queue) as sender:
                     await self._replay(queue, receiver, sender, selected)
-        return [
-            ReplayedMessage(
-                sequence_number=m.sequence_number,
-                original_message_id=m.message_id,
-                new_message_id=replay_message_id(m.message_id, m.sequence_number),
-                session_id=m.session_id,
-                dead_letter_reason=m.dead_letter_reason,
-            )
-            for m in selected
-        ]
+        return [replay_report(m) for m in selected]
 
     async def _replay(
         self,

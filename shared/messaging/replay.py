@@ -11,6 +11,7 @@ import hashlib
 from typing import Final
 
 from shared.messaging.message import InboundMessage, OutboundMessage
+from shared.messaging.ports import ReplayedMessage
 
 MAX_MESSAGE_ID_LENGTH: Final = 128
 REPLAYED_FROM_PROPERTY: Final = "replayed_from"
@@ -39,4 +40,15 @@ def replay_copy(dead_letter: InboundMessage) -> OutboundMessage:
         correlation_id=dead_letter.correlation_id,
         subject=dead_letter.subject,
         time_to_live=dead_letter.time_to_live,
+    )
+
+
+def replay_report(dead_letter: InboundMessage) -> ReplayedMessage:
+    """What the operator is told about one replayed (or, in a dry run, replayable) dead letter."""
+    return ReplayedMessage(
+        sequence_number=dead_letter.sequence_number,
+        original_message_id=dead_letter.message_id,
+        new_message_id=replay_message_id(dead_letter.message_id, dead_letter.sequence_number),
+        session_id=dead_letter.session_id,
+        dead_letter_reason=dead_letter.dead_letter_reason,
     )
