@@ -1,0 +1,145 @@
+"""The API gateway in front of every `/stores/{store_hash}/...` request, as on api.bigcommerce.com.
+
+In order: unknown store → 404; missing or wrong `X-Auth-Token` → 401; an injected fault → its
+status (a forced 429 without rate headers, like platform load); an exhausted quota → 429 with
+`X-Rate-Limit-*` and `X-Retry-After`; otherwise the injected latency, then the handler, and the
+rate-limit headers on the response. Every request is recorded for `/__sim/requests`.
+`/__sim/...` (the admin API) answers loopback clients only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import math
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from local.bigcommerce.errors import body_for
+from local.bigcommerce.requestlog import RequestRecord
+from local.bigcommerce.simulator import Simulator
+from local.bigcommerce.timefmt import iso8601
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
+_MESSAGES = {
+    401: "You are not authorized to access this resource.",
+    404: "The requested store was not found.",
+    429: "Too many requests: the store's API quota is used up until the window resets.",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def _json(status: int, body: Any, headers: list[tuple[bytes, bytes]]) -> tuple[Message, Message]:
+    payload = json.dumps(body).encode()
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            *headers,
+        ],
+    }
+    return start, {"type": "http.response.body", "body": payload}
+
+
+class Gateway:
+    def __init__(self, app: ASGIApp, simulator: Simulator) -> None:
+        self.app = app
+        self.sim = simulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith("/__sim"):
+            client = scope.get("client")
+            if client is not None and client[0] not in LOOPBACK:
+                await self._answer(send, 403, {"title": "The admin API is loopback only."}, [])
+                return
+            await self.app(scope, receive, send)
+            return
+        if not path.startswith("/stores/"):
+            await self.app(scope, receive, send)
+            return
+        await self._api(scope, receive, send, path)
+
+    async def _answer(
+        self, send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        start, message = _json(status, body, headers)
+        await send(start)
+        await send(message)
+
+    async def _api(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        sim = self.sim
+        method: str = scope["method"]
+        store_hash = path.split("/", 3)[2]
+        status_seen = 0
+
+        def record(status: int) -> None:
+            sim.requests.add(
+                RequestRecord(
+                    iso8601(sim.clock.now()),
+                    method,
+                    path,
+                    scope.get("query_string", b"").decode("latin-1"),
+                    status,
+                    store_hash,
+                )
+            )
+
+        async def refuse(status: int, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+            await self._answer(
+                send, status, body_for(path, status, _MESSAGES[status]), headers or []
+            )
+            record(status)
+
+        store = sim.store(store_hash)
+        if store is None:
+            await refuse(404)
+            return
+        token = b""
+        for name, value in scope["headers"]:
+            if name == b"x-auth-token":
+                token = value
+                break
+        expected = store.config.access_token.encode()
+        if not expected or not hmac.compare_digest(token, expected):
+            await refuse(401)
+            return
+        forced = sim.faults.take(method, path)
+        if forced is not None:
+            await self._answer(
+                send, forced, body_for(path, forced, _MESSAGES.get(forced, "Error")), []
+            )
+            record(forced)
+            return
+        decision = sim.limiter.hit(store_hash)
+        rate_headers = decision.headers()
+        if not decision.allowed:
+            retry = str(max(1, math.ceil(decision.reset_ms / 1000))).encode()
+            await refuse(429, [*rate_headers, (b"x-retry-after", retry)])
+            return
+        latency = sim.latency
+        if latency.fixed_ms or latency.jitter_ms:
+            delay = latency.fixed_ms + sim.rng.uniform(0, latency.jitter_ms)
+            await asyncio.sleep(delay / 1000)
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status_seen
+            if message["type"] == "http.response.start":
+                status_seen = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), *rate_headers]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            record(status_seen or 500)
