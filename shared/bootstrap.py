@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.bigcommerce.rate_budget import BudgetPolicy
+from shared.bigcommerce.registry import BigCommerceClients
+from shared.bigcommerce.session import ClientOptions
 from shared.config import ConfigurationError, Settings, load_settings
 from shared.handlers.webhook_ingress import WebhookIngress
 from shared.messaging.ports import MessageSender
@@ -35,7 +38,17 @@ class Container:
     clock: Callable[[], datetime] = utc_now
     new_id: Callable[[], str] = new_id
     sender: MessageSender | None = None
+    bigcommerce: BigCommerceClients | None = None
     _ingress: WebhookIngress | None = field(default=None, repr=False)
+
+    def bigcommerce_clients(self) -> BigCommerceClients:
+        """One API client per store for the whole process, sharing each store's rate budget."""
+        if self.bigcommerce is None:
+            options = ClientOptions(
+                budget=BudgetPolicy(share=self.settings.bigcommerce_quota_share)
+            )
+            self.bigcommerce = BigCommerceClients.from_settings(self.settings, options=options)
+        return self.bigcommerce
 
     def message_sender(self) -> MessageSender:
         if self.sender is None:

@@ -20,6 +20,8 @@ LOCAL_SETTINGS = (
     "LOCAL_DATAVERSE_PORT",
     "LOCAL_BROKER_PATH",
     "LOCAL_STATE_DIR",
+    "LOCAL_BIGCOMMERCE_QUOTA",
+    "LOCAL_BIGCOMMERCE_LATENCY_MS",
 )
 SERVICEBUS_SETTINGS = ("ServiceBusConnection__fullyQualifiedNamespace", "ServiceBusConnection")
 

@@ -199,6 +199,9 @@ class Settings(BaseSettings):
     servicebus_client_id: str | None = Field(
         None, validation_alias="ServiceBusConnection__clientId"
     )
+    bigcommerce_quota_share: float = Field(
+        0.5, validation_alias="BIGCOMMERCE_QUOTA_SHARE", gt=0, le=1
+    )
     webhook_secret_header: str = Field(
         "X-Webhook-Secret",
         validation_alias="BIGCOMMERCE_WEBHOOK_SECRET_HEADER",

@@ -105,6 +105,7 @@ def test_secrets_never_appear_in_dumps_reprs_or_logs(environ, caplog) -> None:  
         ({"BIGCOMMERCE_ABC123_STORE_ID": "abc"}, "BIGCOMMERCE_ABC123_STORE_ID: string should"),
         ({"BIGCOMMERCE_WEBHOOK_SECRET_HEADER": "X Bad"}, "BIGCOMMERCE_WEBHOOK_SECRET_HEADER:"),
         ({"WEBHOOK_ENQUEUE_TIMEOUT_SECONDS": "0"}, "WEBHOOK_ENQUEUE_TIMEOUT_SECONDS:"),
+        ({"BIGCOMMERCE_QUOTA_SHARE": "1.5"}, "BIGCOMMERCE_QUOTA_SHARE: input should be less"),
     ],
 )
 def test_bad_setting_fails_with_one_line_naming_it(environ, change, expected) -> None:  # type: ignore[no-untyped-def]
