@@ -6,14 +6,16 @@ durably, answer) and a floor endpoint answering a bare 202, both at the same fix
 
 from __future__ import annotations
 
-import asyncio
 import json
+import os
 import tempfile
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import uvloop
 from standardwebhooks import Webhook
 
 from bench.load import Request, Result, closed_loop, open_loop, percentile
@@ -22,6 +24,12 @@ from local.stack.host_process import REPO, HostProcess
 from local.stack.plan import LOCAL_STORE_HASH
 
 APP = REPO / "bench" / "ingest_app"
+_T = TypeVar("_T")
+
+
+def _run(load: Coroutine[Any, Any, _T]) -> _T:
+    # uvloop, as the host uses: the generator's own cost per request lands on the same two cores.
+    return uvloop.run(load)
 
 
 def _webhooks(host: HostProcess, count: int, tag: str) -> list[Request]:
@@ -61,6 +69,12 @@ def _floor(host: HostProcess, count: int) -> list[Request]:
     return [Request(f"{host.url}/api/bench/floor", body, headers) for _ in range(count)]
 
 
+def _cpu_seconds(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -79,15 +93,21 @@ def run(rate: float = 500, seconds: float = 10, max_seconds: float = 5) -> dict[
         host = HostProcess(Path(tmp) / "state", script_root=APP, env={"LOG_LEVEL": "WARNING"})
         host.wait_ready()
         try:
-            warm = asyncio.run(closed_loop(_webhooks(host, 300, "warm") + _floor(host, 300), 8))
+            warm = _run(closed_loop(_webhooks(host, 300, "warm") + _floor(host, 300), 8))
             if set(warm.statuses) != {200, 202}:
                 raise RuntimeError(f"warm-up: unexpected statuses {warm.statuses}")
-            floor = asyncio.run(open_loop(_floor(host, count), rate))
+            floor_requests = _floor(host, count)
+            cpu = _cpu_seconds(host.pid)
+            floor = _run(open_loop(floor_requests, rate))
+            floor_cpu = _cpu_seconds(host.pid) - cpu
             _check(floor, 202, "floor")
-            ingest = asyncio.run(open_loop(_webhooks(host, count, "rate"), rate))
+            ingest_requests = _webhooks(host, count, "rate")
+            cpu = _cpu_seconds(host.pid)
+            ingest = _run(open_loop(ingest_requests, rate))
+            ingest_cpu = _cpu_seconds(host.pid) - cpu
             _check(ingest, 200, "ingest")
             max_requests = _webhooks(host, int(max(rate, 1000) * max_seconds), "max")
-            maximum = asyncio.run(closed_loop(max_requests, 32))
+            maximum = _run(closed_loop(max_requests, 32))
             _check(maximum, 200, "max")
             rss = _peak_rss_mb(host.pid)
         finally:
@@ -108,6 +128,8 @@ def run(rate: float = 500, seconds: float = 10, max_seconds: float = 5) -> dict[
         "floor_p99_ms": round(floor_p99, 2),
         "ratio_p99_to_floor": round(ingest_p99 / floor_p99, 2) if floor_p99 else None,
         "peak_rss_mb": rss,
+        "host_cpu_ms_per_request": round(ingest_cpu / count * 1000, 3),
+        "floor_host_cpu_ms_per_request": round(floor_cpu / count * 1000, 3),
         "requests": count,
         "target_rps": rate,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
