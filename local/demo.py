@@ -1,285 +1,251 @@
 """`make demo`: the connector's main job on the embedded default, end to end on this machine.
 
-Today that job is the ingress: the local stack starts (function host, broker, stand-ins),
-BigCommerce-style webhooks for ORDERS orders are delivered to the webhook function with
-duplicates and out of order, as BigCommerce does, and the demo proves from the broker that every
-event was queued exactly once, in one session per order, and that refused requests queued
-nothing. Orchestration (issue 6) extends this run through Dataverse and back.
+The local stack starts (function host, broker, BigCommerce store simulator, Dataverse stand-in).
+The demo registers the store's webhooks through the connector's own BigCommerce client, pointing
+them at the webhook function, and tells the simulator to deliver as a real network does: some
+events twice, some out of order. It then creates ORDERS realistic orders in the simulated store
+and moves some of them on as a merchant would, waits until every webhook is delivered, and proves
+from the broker that every delivered event was queued exactly once, one session per order, and
+that refused requests queued nothing. Orchestration through Dataverse (issue 6) extends this run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
-import random
 import shutil
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from standardwebhooks import Webhook
+from pydantic import SecretStr
 
 from local.broker import LocalBroker
 from local.stack.host_process import HostProcess
 from local.stack.plan import LOCAL_STORE_HASH
+from shared.bigcommerce.registry import BigCommerceClients
+from shared.bigcommerce.requests import HookCreate
+from shared.config import StoreSettings
 from shared.messaging.message import InboundMessage
 from shared.messaging.queues import BIGCOMMERCE_EVENTS
 
 REPO = Path(__file__).resolve().parents[1]
+SCOPES = ("store/order/*", "store/shipment/*")
+AWAITING_FULFILLMENT = 11
+PORT_SETTINGS = ("LOCAL_FUNCTIONS_PORT", "LOCAL_BIGCOMMERCE_PORT", "LOCAL_DATAVERSE_PORT")
 
 
 @dataclass(frozen=True)
-class Delivery:
-    body: bytes
-    event_key: str
-    order_id: int
-    expected_status: int
+class Outcome:
+    report: dict[str, Any]
+    ok: bool
+    problems: list[str]
 
 
-def _events(orders: int, rng: random.Random, first_order: int = 100) -> list[Delivery]:
-    events: list[Delivery] = []
-    created = int(time.time())
-    for n in range(orders):
-        order_id = first_order + n
-        scopes: list[tuple[str, dict[str, Any]]] = [
-            ("store/order/created", {"type": "order", "id": order_id}),
-            (
-                "store/order/statusUpdated",
-                {
-                    "type": "order",
-                    "id": order_id,
-                    "status": {"previous_status_id": 0, "new_status_id": 11},
-                },
-            ),
-            ("store/order/updated", {"type": "order", "id": order_id}),
-        ]
-        if n % 3 == 0:
-            scopes.append(
-                (
-                    "store/shipment/created",
-                    {"type": "shipment", "id": 1000 + n, "orderId": order_id},
+def _bar(label: str, done: int, total: int, width: int = 30) -> None:
+    filled = int(width * done / max(total, 1))
+    line = f"\r  {label:<24} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+    print(line, end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+
+async def _register_hooks(host: HostProcess) -> None:
+    secrets = host.secrets()
+    store = StoreSettings(
+        store_hash=LOCAL_STORE_HASH,
+        access_token=SecretStr(secrets["access_token"]),
+        webhook_secret=SecretStr(secrets["webhook_secret"]),
+    )
+    clients = BigCommerceClients([store], base_urls={LOCAL_STORE_HASH: host.bigcommerce_url})
+    try:
+        client = clients.get(LOCAL_STORE_HASH)
+        headers = {
+            "x-functions-key": host.keys()["default"],
+            "X-Webhook-Secret": secrets["webhook_secret"],
+        }
+        for scope in SCOPES:
+            await client.create_hook(
+                HookCreate(
+                    scope=scope,
+                    destination=f"{host.url}/api/webhooks/bigcommerce",
+                    headers=headers,
                 )
             )
-        if n % 5 == 0:
-            scopes.append(
-                (
-                    "store/order/refund/created",
-                    {"type": "order", "id": order_id, "refund": {"refund_id": 500 + n}},
-                )
-            )
-        for i, (scope, data) in enumerate(scopes):
-            payload = {
-                "scope": scope,
-                "store_id": "1001",
-                "data": data,
-                "hash": f"{order_id:08x}{i:04x}{rng.getrandbits(64):016x}",
-                "created_at": created + i,
-                "producer": f"stores/{LOCAL_STORE_HASH}",
-            }
-            key = f"{scope}|{payload['hash']}"
-            events.append(Delivery(json.dumps(payload).encode(), key, order_id, 200))
-    return events
+    finally:
+        await clients.aclose()
 
 
-def _deliveries(
-    events: list[Delivery], duplicate_share: float, rng: random.Random
-) -> list[Delivery]:
-    deliveries = list(events)
-    deliveries += [e for e in events if rng.random() < duplicate_share]
-    rng.shuffle(deliveries)  # BigCommerce promises no order
-    return deliveries
-
-
-def _refusals(rng: random.Random) -> list[tuple[Delivery, dict[str, str]]]:
-    good = json.dumps(
+async def _refusals(host: HostProcess) -> list[int]:
+    """Requests BigCommerce would never send: each must be refused and queue nothing."""
+    key = host.keys()["default"]
+    body = json.dumps(
         {
             "scope": "store/order/created",
-            "store_id": "1001",
+            "store_id": "1",
             "data": {"type": "order", "id": 1},
             "hash": "x",
             "created_at": 1,
             "producer": f"stores/{LOCAL_STORE_HASH}",
         }
     ).encode()
-    other_store = good.replace(LOCAL_STORE_HASH.encode(), b"unknown1")
-    return [
-        (Delivery(good, "", 0, 401), {"x-webhook-secret": "wrong"}),
-        (Delivery(other_store, "", 0, 403), {}),
-        (Delivery(b"{not json", "", 0, 400), {}),
-        (Delivery(good, "", 0, 415), {"content-type": "text/plain"}),
+    url = f"{host.url}/api/webhooks/bigcommerce"
+    base = {"content-type": "application/json", "x-functions-key": key}
+    cases = [
+        (body, {**base, "x-webhook-secret": "wrong"}),
+        (body.replace(LOCAL_STORE_HASH.encode(), b"unknown1"), base),
+        (b"{not json", base),
+        (body, {**base, "content-type": "text/plain"}),
     ]
+    async with httpx.AsyncClient(timeout=10) as client:
+        return [(await client.post(url, content=b, headers=h)).status_code for b, h in cases]
 
 
-def _bar(done: int, total: int, width: int = 30) -> str:
-    filled = int(width * done / max(total, 1))
-    return f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} webhooks"
+async def _drive(
+    host: HostProcess, orders: int, duplicate_share: float, seed: int
+) -> dict[str, Any]:
+    await _register_hooks(host)
+    async with httpx.AsyncClient(base_url=host.bigcommerce_url, timeout=120) as sim:
+        switches = {"duplicate_probability": duplicate_share, "reorder_window": 8, "seed": seed}
+        (await sim.put("/__sim/webhooks/switches", json=switches)).raise_for_status()
+        started = time.perf_counter()
+        created: list[int] = []
+        while len(created) < orders:
+            batch = min(50, orders - len(created))
+            response = await sim.post(
+                f"/__sim/stores/{LOCAL_STORE_HASH}/orders/generate",
+                json={"count": batch, "seed": seed + len(created), "incomplete_share": 0},
+            )
+            response.raise_for_status()
+            created += response.json()["ids"]
+            _bar("orders created", len(created), orders)
+        moved = created[::3]
+        for n, order_id in enumerate(moved, 1):
+            response = await sim.post(
+                f"/__sim/stores/{LOCAL_STORE_HASH}/orders/{order_id}/status",
+                json={"status_id": AWAITING_FULFILLMENT},
+            )
+            response.raise_for_status()
+            _bar("merchant status changes", n, len(moved))
+        print("  waiting for every webhook to be delivered ...", file=sys.stderr, flush=True)
+        (await sim.post("/__sim/webhooks/drain", params={"timeout": "120"})).raise_for_status()
+        elapsed = time.perf_counter() - started
+        deliveries = (await sim.get("/__sim/webhooks/deliveries")).json()["data"]
+    return {
+        "created": created,
+        "status_changes": len(moved),
+        "deliveries": deliveries,
+        "seconds": elapsed,
+        "refusals": await _refusals(host),
+    }
 
 
-async def _deliver(
-    url: str,
-    key: str,
-    secrets: dict[str, str],
-    batch: list[tuple[Delivery, dict[str, str]]],
-    concurrency: int,
-) -> tuple[list[tuple[Delivery, int]], list[float]]:
-    signer = Webhook(secrets["client_secret"].encode())
-    results: list[tuple[Delivery, int]] = []
-    latencies: list[float] = []
-    pending = iter(batch)
-    lock = asyncio.Lock()
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        while True:
-            async with lock:
-                item = next(pending, None)
-            if item is None:
-                return
-            delivery, extra = item
-            msg_id = f"msg_{hashlib.sha256(delivery.body).hexdigest()[:24]}"
-            now = time.time()
-            headers = {
-                "content-type": "application/json",
-                "x-functions-key": key,
-                "x-webhook-secret": secrets["webhook_secret"],
-                "webhook-id": msg_id,
-                "webhook-timestamp": str(int(now)),
-                "webhook-signature": signer.sign(
-                    msg_id,
-                    datetime.fromtimestamp(now, UTC),
-                    delivery.body.decode("utf-8", "replace"),
-                ),
-                **extra,
-            }
-            started = time.perf_counter()
-            response = await client.post(url, content=delivery.body, headers=headers)
-            latencies.append((time.perf_counter() - started) * 1000)
-            results.append((delivery, response.status_code))
-            if len(results) % 10 == 0 or len(results) == len(batch):
-                print(_bar(len(results), len(batch)), end="", file=sys.stderr, flush=True)
-
-    async with httpx.AsyncClient(timeout=30) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-    print(file=sys.stderr)
-    return results, latencies
-
-
-def _all_messages(broker: LocalBroker) -> list[InboundMessage]:
+def _queued(broker: LocalBroker) -> list[InboundMessage]:
     messages: list[InboundMessage] = []
     start = 0
-    while True:
-        page = broker.peek(BIGCOMMERCE_EVENTS.name, max_messages=500, from_sequence=start)
-        if not page:
-            return messages
+    while page := broker.peek(BIGCOMMERCE_EVENTS.name, max_messages=500, from_sequence=start):
         messages += page
         start = page[-1].sequence_number + 1
+    return messages
 
 
-def _percentile(values: list[float], share: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
-def run(orders: int, report_path: Path, duplicate_share: float, seed: int) -> int:
-    state_dir = REPO / ".local" / "demo"
-    shutil.rmtree(state_dir, ignore_errors=True)
-    state_dir.mkdir(parents=True)
-    rng = random.Random(seed)
-    print(f"Starting the local stack (state in {state_dir.relative_to(REPO)}) ...", file=sys.stderr)
-    log = (state_dir / "host.log").open("w")
-    host = HostProcess(state_dir, env={"LOG_LEVEL": "WARNING"}, free_ports=False, log=log)
-    try:
-        host.wait_ready()
-        keys = host.keys()
-        secrets = host.secrets()
-        events = _events(orders, rng)
-        deliveries = _deliveries(events, duplicate_share, rng)
-        batch: list[tuple[Delivery, dict[str, str]]] = [(d, {}) for d in deliveries]
-        batch += _refusals(rng)
-        rng.shuffle(batch)
-        print(
-            f"Delivering {len(deliveries)} webhooks for {orders} orders "
-            f"({len(deliveries) - len(events)} duplicates, shuffled) "
-            f"and {len(batch) - len(deliveries)} bad requests ...",
-            file=sys.stderr,
-        )
-        url = f"http://127.0.0.1:{host.port}/api/webhooks/bigcommerce"
-        started = time.perf_counter()
-        results, latencies = asyncio.run(
-            _deliver(url, keys["default"], secrets, batch, concurrency=16)
-        )
-        elapsed = time.perf_counter() - started
-    finally:
-        host.stop()
-        log.close()
-
-    unexpected = [
-        (d.expected_status, status) for d, status in results if status != d.expected_status
-    ]
-    broker = LocalBroker(state_dir / "broker.sqlite3")
-    messages = _all_messages(broker)
-    queued_keys = []
+def _judge(orders: int, run: dict[str, Any], messages: list[InboundMessage]) -> Outcome:
+    deliveries = run["deliveries"]
+    delivered = [d for d in deliveries if d["status"] == "delivered"]
+    events = {(d["scope"], d["event_hash"]) for d in delivered}
+    attempts = Counter((d["scope"], d["event_hash"]) for d in deliveries)
+    queued = []
     for message in messages:
         event = json.loads(message.body)["event"]
-        queued_keys.append(f"{event['scope']}|{event['hash']}")
-    expected_keys = {e.event_key for e in events}
-    lost = sorted(expected_keys - set(queued_keys))
-    duplicates = len(queued_keys) - len(set(queued_keys))
-    strays = len(set(queued_keys) - expected_keys)
-    sessions = {m.session_id for m in messages}
+        queued.append((event["scope"], event["hash"]))
+    lost = events - set(queued)
+    duplicates = len(queued) - len(set(queued))
+    strays = set(queued) - events
+    sessions = {m.session_id for m in messages if m.session_id}
+    refused = run["refusals"]
+    failed = [d for d in deliveries if d["status"] in ("failed", "blocked")]
     report: dict[str, Any] = {
         "stage": "ingress",
         "orders": orders,
         "events": len(events),
-        "webhooks_delivered": len(deliveries),
-        "duplicate_deliveries": len(deliveries) - len(events),
-        "bad_requests": len(batch) - len(deliveries),
+        "webhooks_delivered": len(delivered),
+        "duplicate_deliveries": sum(1 for d in delivered if d["duplicate"]),
+        "redelivered_events": sum(1 for n in attempts.values() if n > 1),
+        "failed_deliveries": len(failed),
+        "bad_requests": len(refused),
         "queued": len(messages),
         "lost": len(lost),
         "duplicate_records": duplicates,
-        "unexpected_messages": strays,
-        "unexpected_statuses": len(unexpected),
+        "unexpected_messages": len(strays),
         "sessions": len(sessions),
-        "seconds": round(elapsed, 3),
-        "webhooks_per_second": round(len(batch) / elapsed, 1) if elapsed else None,
-        "latency_ms": {
-            "p50": round(_percentile(latencies, 0.5), 2),
-            "p99": round(_percentile(latencies, 0.99), 2),
-        },
+        "seconds": round(run["seconds"], 3),
     }
-    report_path.write_text(json.dumps(report, indent=2) + "\n")
-    ok = not lost and not duplicates and not strays and not unexpected and len(sessions) == orders
+    problems = []
+    if lost:
+        problems.append(f"{len(lost)} delivered events were not queued, e.g. {sorted(lost)[:3]}")
+    if duplicates:
+        problems.append(f"{duplicates} events were queued more than once")
+    if strays:
+        problems.append(f"{len(strays)} queued messages match no delivered event")
+    if failed:
+        problems.append(f"{len(failed)} deliveries failed: the ingress refused a genuine webhook")
+    if refused != [401, 403, 400, 415]:
+        problems.append(f"bad requests got {refused}, expected [401, 403, 400, 415]")
+    if len(sessions) != orders:
+        problems.append(f"{len(sessions)} sessions for {orders} orders")
+    return Outcome(report, not problems, problems)
+
+
+def run(orders: int, report_path: Path, duplicate_share: float, seed: int) -> int:
+    state_dir = Path(os.environ.get("LOCAL_STATE_DIR") or REPO / ".local" / "demo")
+    shutil.rmtree(state_dir, ignore_errors=True)
+    state_dir.mkdir(parents=True)
+    print(
+        f"Starting the local stack (logs in {state_dir / 'host.log'}) ...",
+        file=sys.stderr,
+    )
+    with (state_dir / "host.log").open("w") as log:
+        ports = {k: v for k, v in os.environ.items() if k in PORT_SETTINGS}
+        host = HostProcess(
+            state_dir, env={"LOG_LEVEL": "WARNING", **ports}, free_ports=False, log=log
+        )
+        try:
+            host.wait_ready()
+            print(
+                f"Registering webhooks, creating {orders} orders in the store simulator; it "
+                f"delivers ~{duplicate_share:.0%} of events twice and reorders them ...",
+                file=sys.stderr,
+            )
+            result = asyncio.run(_drive(host, orders, duplicate_share, seed))
+        finally:
+            host.stop()
+    outcome = _judge(orders, result, _queued(LocalBroker(state_dir / "broker.sqlite3")))
+    report_path.write_text(json.dumps(outcome.report, indent=2) + "\n")
+    r = outcome.report
     rows = [
-        ("orders", orders),
-        ("distinct events", len(events)),
-        ("webhooks delivered (with duplicates)", len(deliveries)),
-        ("bad requests (refused, nothing queued)", report["bad_requests"]),
-        ("messages queued", len(messages)),
-        ("sessions (one per order)", len(sessions)),
-        ("lost", len(lost)),
-        ("duplicates queued", duplicates),
-        (
-            "ingress latency p50 / p99 ms",
-            f"{report['latency_ms']['p50']} / {report['latency_ms']['p99']}",
-        ),
+        ("orders created in the store", r["orders"]),
+        ("merchant status changes", result["status_changes"]),
+        ("distinct webhook events", r["events"]),
+        ("deliveries (duplicates included)", r["webhooks_delivered"]),
+        ("  of which duplicates", r["duplicate_deliveries"]),
+        ("bad requests refused, nothing queued", r["bad_requests"]),
+        ("messages queued", r["queued"]),
+        ("sessions (one per order)", r["sessions"]),
+        ("lost", r["lost"]),
+        ("queued twice", r["duplicate_records"]),
+        ("seconds", r["seconds"]),
     ]
     print()
     for label, value in rows:
-        print(f"  {label:<42} {value}")
-    print(f"\n{'PASS' if ok else 'FAIL'}: report written to {report_path}")
-    if unexpected:
-        print(f"unexpected statuses (expected, got): {unexpected[:5]}", file=sys.stderr)
-    if lost:
-        print(f"lost events: {lost[:5]}", file=sys.stderr)
-    return 0 if ok else 1
+        print(f"  {label:<40} {value}")
+    for problem in outcome.problems:
+        print(f"  problem: {problem}", file=sys.stderr)
+    print(f"\n{'PASS' if outcome.ok else 'FAIL'}: report written to {report_path}")
+    return 0 if outcome.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         "--report", type=Path, default=Path(os.environ.get("REPORT") or "demo-report.json")
     )
     parser.add_argument(
-        "--duplicates", type=float, default=0.2, help="share of events BigCommerce delivers twice"
+        "--duplicates", type=float, default=0.2, help="share of webhooks delivered twice"
     )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
+from local.stack.plan import Ports
+
 REPO = Path(__file__).resolve().parents[2]
 READY_LINE = "Press Ctrl-C to stop."
 CONNECTOR_PREFIXES = (
@@ -57,7 +59,8 @@ class HostProcess:
             for name in ("LOCAL_FUNCTIONS_PORT", "LOCAL_BIGCOMMERCE_PORT", "LOCAL_DATAVERSE_PORT"):
                 full_env[name] = str(free_port())
         full_env.update(env or {})
-        self.port = int(full_env.get("LOCAL_FUNCTIONS_PORT", "7071"))
+        self.ports = Ports.from_env(full_env)
+        self.port = self.ports.functions
         self.output: list[str] = []
         self._log = log
         self._ready = threading.Event()
@@ -111,6 +114,11 @@ class HostProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def bigcommerce_url(self) -> str:
+        """The store simulator the host started (when BigCommerce is simulated)."""
+        return f"http://127.0.0.1:{self.ports.bigcommerce}"
 
     def keys(self) -> dict[str, str]:
         data = json.loads((self.state_dir / "host-keys.json").read_text())
