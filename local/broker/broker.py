@@ -100,17 +100,6 @@ _signals: dict[str, _Signal] = {}
 _signals_lock = threading.Lock()
 
 
-_CKLOG: list = []
-_CMLOG: list = []
-if os.environ.get("CKLOG"):
-    import atexit as _ax
-    def _dumpck():
-        with open(f"/tmp/perf/ck-{os.getpid()}.json", "w") as f:
-            json.dump({"ck": _CKLOG, "cm": _CMLOG}, f)
-    _ax.register(_dumpck)
-    _CHECKPOINT_INTERVAL = float(os.environ.get("CKINT", "1.0"))
-
-
 def _checkpoint_loop(path: str, signal: _Signal) -> None:
     """Copies the WAL back into the database after writes, off the writers' path.
 
@@ -124,9 +113,7 @@ def _checkpoint_loop(path: str, signal: _Signal) -> None:
             time.sleep(_CHECKPOINT_INTERVAL)
             signal.dirty.clear()
             try:
-                _t0 = time.time()
-                _r = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                _CKLOG.append((_t0, time.time() - _t0, tuple(_r)))
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error:
                 continue
     finally:
@@ -272,9 +259,7 @@ class LocalBroker:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
-                _t0 = time.time()
                 conn.execute("COMMIT")
-                _CMLOG.append((_t0, time.time() - _t0))
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
