@@ -1,0 +1,1 @@
+"""Dataverse: the schema the connector writes, the Web API client, provisioning."""
