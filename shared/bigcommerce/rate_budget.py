@@ -198,8 +198,13 @@ class RateBudget:
                 self._epoch += 1
                 self._window_end, self._left, self._confirmed = server_end, estimate, True
             elif epoch == self._epoch:
+                first = not self._confirmed
                 self._confirmed = True
-                if counted:
+                if counted and first:
+                    # The window's first count replaces what we assumed, which may be a smaller
+                    # plan than the store's (Pro, Enterprise): min() would keep the guess.
+                    self._window_end, self._left = server_end, estimate
+                elif counted:
                     # Both ends are at or after the true reset (the response arrives after
                     # BigCommerce computed Reset-Ms), so the earlier one is the closer.
                     self._window_end = min(self._window_end, server_end)
