@@ -20,6 +20,7 @@ from shared.bigcommerce.registry import BigCommerceClients
 from shared.bigcommerce.session import ClientOptions
 from shared.config import ConfigurationError, Settings, load_settings
 from shared.handlers.webhook_ingress import WebhookIngress
+from shared.mapping import MappingConfig, load_mapping
 from shared.messaging.ports import MessageSender
 from shared.observability.json_logging import configure_logging
 
@@ -35,6 +36,7 @@ def new_id() -> str:
 @dataclass
 class Container:
     settings: Settings
+    mapping: MappingConfig
     clock: Callable[[], datetime] = utc_now
     new_id: Callable[[], str] = new_id
     sender: MessageSender | None = None
@@ -84,8 +86,9 @@ def startup() -> Container:
     with _lock:
         if _container is None:
             settings = load_settings()
+            mapping = load_mapping(settings.mapping_file)
             configure_logging(settings.log_level)
-            _container = Container(settings=settings)
+            _container = Container(settings=settings, mapping=mapping)
         return _container
 
 

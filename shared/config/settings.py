@@ -213,6 +213,7 @@ class Settings(BaseSettings):
     servicebus_transport: Literal["azure", "local"] = Field(
         "azure", validation_alias="SERVICEBUS_TRANSPORT"
     )
+    mapping_file: str | None = Field(None, validation_alias="CONNECTOR_MAPPING_FILE")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     environment_name: str = Field(
         "local", validation_alias=AliasChoices("CONNECTOR_ENVIRONMENT", "AZURE_ENV_NAME")

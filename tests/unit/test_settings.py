@@ -149,3 +149,13 @@ def test_local_host_start_up_prints_one_line_naming_the_bad_setting(tmp_path) ->
         "invalid configuration: DATAVERSE_URL: must use https "
         "(plain http is accepted only for 127.0.0.1/localhost)"
     ]
+
+
+def test_a_bad_mapping_file_fails_start_up_with_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "mapping.yaml"
+    bad.write_text("version: 1\nstatus_map: {}\n")
+    result = run_host_expecting_failure(tmp_path, {"CONNECTOR_MAPPING_FILE": str(bad)})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("invalid mapping: ")
