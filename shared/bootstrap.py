@@ -19,6 +19,10 @@ from shared.bigcommerce.rate_budget import BudgetPolicy
 from shared.bigcommerce.registry import BigCommerceClients
 from shared.bigcommerce.session import ClientOptions
 from shared.config import ConfigurationError, Settings, load_settings
+from shared.dataverse.auth import TokenProvider, azure_token_provider
+from shared.dataverse.client import ClientOptions as DataverseOptions
+from shared.dataverse.client import DataverseClient
+from shared.dataverse.gate import GatePolicy
 from shared.handlers.webhook_ingress import WebhookIngress
 from shared.mapping import MappingConfig, load_mapping
 from shared.messaging.ports import MessageSender
@@ -41,6 +45,8 @@ class Container:
     new_id: Callable[[], str] = new_id
     sender: MessageSender | None = None
     bigcommerce: BigCommerceClients | None = None
+    dataverse: DataverseClient | None = None
+    dataverse_tokens: TokenProvider | None = None  # default: the Azure identity
     _ingress: WebhookIngress | None = field(default=None, repr=False)
 
     def bigcommerce_clients(self) -> BigCommerceClients:
@@ -63,6 +69,23 @@ class Container:
 
             self.sender = AzureServiceBusSender.from_settings(self.settings)
         return self.sender
+
+    def dataverse_client(self) -> DataverseClient:
+        """One Web API client per process; its throttle gate is shared per environment."""
+        if self.dataverse is None:
+            settings = self.settings
+            gate = GatePolicy(
+                max_concurrency=settings.dataverse_max_concurrency,
+                instances=settings.dataverse_instances,
+            )
+            tokens = self.dataverse_tokens or azure_token_provider(
+                settings.dataverse_url,
+                managed_identity_client_id=settings.managed_identity_client_id,
+            )
+            self.dataverse = DataverseClient.from_settings(
+                settings, tokens=tokens, options=DataverseOptions(gate=gate)
+            )
+        return self.dataverse
 
     def webhook_ingress(self) -> WebhookIngress:
         if self._ingress is None:

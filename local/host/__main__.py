@@ -28,6 +28,7 @@ from local.stack.processes import Children
 from local.stack.settings_file import load_values
 from shared import bootstrap
 from shared.config import ConfigurationError
+from shared.dataverse.auth import token_provider_for
 from shared.messaging.azure_servicebus import ServiceBusConnection
 
 
@@ -123,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         except IndexingError as exc:
             print(f"indexing failed: {exc}", file=sys.stderr)
             return 2
+        if stack.simulate_dataverse:
+            url = bootstrap.container().settings.dataverse_url
+            token = token_provider_for(url, static_token=os.environ["LOCAL_DATAVERSE_TOKEN"])
+            bootstrap.override(dataverse_tokens=token)
         source: QueueSource | None = None
         if stack.local_broker:
             broker = open_broker(stack, indexed)

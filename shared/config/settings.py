@@ -187,6 +187,11 @@ class Settings(BaseSettings):
         DEFAULT_BIGCOMMERCE_API_URL, validation_alias="BIGCOMMERCE_API_URL"
     )
     dataverse_url: str = Field(validation_alias="DATAVERSE_URL")
+    dataverse_max_concurrency: int = Field(
+        16, validation_alias="DATAVERSE_MAX_CONCURRENCY", ge=1, le=52
+    )
+    dataverse_instances: int = Field(1, validation_alias="DATAVERSE_INSTANCES", ge=1, le=100)
+    managed_identity_client_id: str | None = Field(None, validation_alias="AZURE_CLIENT_ID")
     servicebus_namespace: str | None = Field(
         None, validation_alias="ServiceBusConnection__fullyQualifiedNamespace"
     )

@@ -7,8 +7,9 @@ fulfillment tables are not created, only extended with our columns and alternate
 journal table is created whole.
 
 Every write is an upsert by an alternate key, so redelivered messages are harmless:
-- customer (contact): store + customer key ("c:<BigCommerce customer id>", or "e:<e-mail>" for a
-  guest, lower-cased), so a guest's repeat orders land on one contact;
+- customer (contact): store + customer key (the BigCommerce customer id, or a guest's lower-cased
+  e-mail, built by shared.mapping.keys.customer_key), so a guest's repeat orders land on one
+  contact;
 - salesorder: store + BigCommerce order id;
 - salesorderdetail: store + BigCommerce order product id;
 - fulfillment order: store + fulfillment key ("<order id>-<n>"); its lines: store + line key;

@@ -1,0 +1,38 @@
+"""The composition root builds each client once per process, from the settings, lazily."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import bootstrap
+from shared.dataverse.auth import StaticTokenProvider
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DATAVERSE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("DATAVERSE_MAX_CONCURRENCY", "7")
+    bootstrap.reset()
+    yield bootstrap.startup()
+    bootstrap.reset()
+
+
+def test_clients_are_built_once_and_follow_the_settings(fresh) -> None:  # type: ignore[no-untyped-def]
+    bootstrap.override(dataverse_tokens=StaticTokenProvider("local-token"))
+    container = bootstrap.container()
+    dataverse = container.dataverse_client()
+    assert container.dataverse_client() is dataverse
+    assert dataverse.gate.policy.max_concurrency == 7
+    bigcommerce = container.bigcommerce_clients()
+    assert container.bigcommerce_clients() is bigcommerce
+    store = container.settings.stores[0].store_hash
+    assert bigcommerce.get(store) is bigcommerce.get(store)
+
+
+def test_the_mapping_is_loaded_and_validated_at_start_up(fresh) -> None:  # type: ignore[no-untyped-def]
+    assert fresh.mapping.version >= 1
+
+
+def test_override_refuses_unknown_adapters(fresh) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(AttributeError, match="no 'mailer'"):
+        bootstrap.override(mailer=object())
