@@ -1,58 +1,99 @@
-"""The Dataverse Web API stand-in's HTTP API under /api/data/v9.2/.
+"""The Dataverse Web API stand-in: `http://127.0.0.1:PORT/api/data/v9.2/`.
 
-Requests carry `Authorization: Bearer <token>`; the stand-in accepts the token in
-LOCAL_DATAVERSE_TOKEN. This first cut answers `WhoAmI` with the documented response shape and the
-`x-ms-dop-hint` header; tables, upserts and $batch come with their issue.
+Serves the tables of shared/dataverse/schema.py (plus transactioncurrency) from SQLite with
+the Web API's documented behaviour: create/update/upsert by primary or alternate key with the
+documented status matrix, deep insert, `@odata.bind`, `$batch` with change sets, OData queries
+with paging and change tracking, table definitions (EntityDefinitions, Attributes, Keys,
+RelationshipDefinitions), service protection limits, `WhoAmI`. Requests carry `Authorization:
+Bearer <LOCAL_DATAVERSE_TOKEN>`. Also `/_standin/health` and the admin API under `/__sim`
+(see admin.py); settings in config.py. Run alone with `python -m local.dataverse --port PORT`.
 """
 
 from __future__ import annotations
 
-import hmac
+import contextlib
 import os
-import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-API = "/api/data/v9.2"
-_IDS = {
-    name: str(uuid.uuid5(uuid.NAMESPACE_URL, f"local-dataverse/{name}"))
-    for name in ("BusinessUnitId", "UserId", "OrganizationId")
-}
+from local.dataverse import admin
+from local.dataverse.config import StandinSettings
+from local.dataverse.keys import API_ROOT
+from local.dataverse.messages import ApiRequest
+from local.dataverse.standin import StandIn
+
+METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]
 
 
-def _odata_error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+class LoopbackOnly:
+    """`/__sim/...` answers loopback clients only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/__sim"):
+            client = scope.get("client")
+            if client is not None and client[0] not in admin.LOOPBACK:
+                response = JSONResponse(
+                    {"status": 403, "title": "The admin API is loopback only."}, 403
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
-def build_app() -> Starlette:
-    token = os.environ.get("LOCAL_DATAVERSE_TOKEN", "")
+def build_app(
+    settings: StandinSettings | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Starlette:
+    settings = settings or StandinSettings.from_env(os.environ if environ is None else environ)
+    standin = StandIn(settings, clock) if clock is not None else StandIn(settings)
 
-    def authorised(request: Request) -> JSONResponse | None:
-        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token or not hmac.compare_digest(presented, token):
-            return _odata_error(401, "0x80040220", "The user is not authenticated.")
-        return None
-
-    async def who_am_i(request: Request) -> Response:
-        denied = authorised(request)
-        if denied:
-            return denied
-        body = {
-            "@odata.context": f"{request.base_url}api/data/v9.2/$metadata"
-            "#Microsoft.Dynamics.CRM.WhoAmIResponse",
-            **_IDS,
-        }
-        return JSONResponse(body, headers={"OData-Version": "4.0", "x-ms-dop-hint": "4"})
+    async def api(request: Request) -> Response:
+        path = request.url.path
+        operation = ApiRequest(
+            method=request.method,
+            path=path[len(API_ROOT) :] if path.startswith(API_ROOT) else "",
+            query=parse_qsl(request.url.query, keep_blank_values=True),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=await request.body(),
+            base_url=f"{request.url.scheme}://{request.url.netloc}{API_ROOT}",
+        )
+        answer = await standin.handle(operation, request.headers.get("authorization"))
+        response = Response(answer.body, status_code=answer.status)
+        for name, value in answer.headers:
+            response.headers.append(name, value)
+        return response
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            standin.store.close()  # checkpoints a WAL database file
+
+    app = Starlette(
         routes=[
-            Route(f"{API}/WhoAmI", who_am_i, methods=["GET"]),
+            Route(API_ROOT.rstrip("/"), api, methods=METHODS),
+            Route(API_ROOT + "{path:path}", api, methods=METHODS),
             Route("/_standin/health", health, methods=["GET"]),
-        ]
+            *admin.routes,
+        ],
+        middleware=[Middleware(LoopbackOnly)],
+        lifespan=lifespan,
     )
+    app.state.standin = standin
+    return app
