@@ -22,6 +22,16 @@ LOCAL_SETTINGS = (
     "LOCAL_STATE_DIR",
     "LOCAL_BIGCOMMERCE_QUOTA",
     "LOCAL_BIGCOMMERCE_LATENCY_MS",
+    "LOCAL_DATAVERSE_DB",
+    "LOCAL_DATAVERSE_PROVISIONED",
+    "LOCAL_DATAVERSE_IOM",
+    "LOCAL_DATAVERSE_KEY_ACTIVATION_SECONDS",
+    "LOCAL_DATAVERSE_LATENCY_MS",
+    "LOCAL_DATAVERSE_REQUEST_LIMIT",
+    "LOCAL_DATAVERSE_EXECUTION_LIMIT",
+    "LOCAL_DATAVERSE_CONCURRENCY_LIMIT",
+    "LOCAL_DATAVERSE_DOP_HINT",
+    "LOCAL_DATAVERSE_EXTRA_TOKENS",
 )
 SERVICEBUS_SETTINGS = ("ServiceBusConnection__fullyQualifiedNamespace", "ServiceBusConnection")
 
@@ -110,5 +120,12 @@ def plan(environ: Mapping[str, str], state_dir: Path) -> StackPlan:
                 "DATAVERSE_URL": f"http://127.0.0.1:{ports.dataverse}",
                 "LOCAL_DATAVERSE_TOKEN": local["dataverse_token"],
             }
+            # The stand-in keeps its rows across restarts and starts provisioned, as an
+            # environment would be after `python -m cli schema provision`; set it to 0 to try
+            # provisioning itself.
+            if "LOCAL_DATAVERSE_DB" not in environ:
+                env["LOCAL_DATAVERSE_DB"] = str(state_dir / "dataverse.sqlite3")
+            if "LOCAL_DATAVERSE_PROVISIONED" not in environ:
+                env["LOCAL_DATAVERSE_PROVISIONED"] = "1"
     broker_path = Path(environ.get("LOCAL_BROKER_PATH", str(state_dir / "broker.sqlite3")))
     return StackPlan(ports, simulate_bc, simulate_dv, local_broker, broker_path, env)
