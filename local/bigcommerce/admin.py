@@ -30,23 +30,7 @@ from local.bigcommerce.simulator import Simulator
 from local.bigcommerce.timefmt import iso8601
 from local.bigcommerce.views_v2 import order_json
 from local.bigcommerce.web import api_base, simulator
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"status": status, "title": message}, status_code=status)
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise ValueError("the body must be a JSON object")
-    return body
+from local.standin.admin import error, json_object
 
 
 def tick(sim: Simulator) -> list[int]:
@@ -66,9 +50,9 @@ async def generate_orders(request: Request) -> Response:
     sim = simulator(request)
     store = sim.store(request.path_params["store_hash"])
     if store is None:
-        return _error(404, "unknown store")
+        return error(404, "unknown store")
     try:
-        body = await _body(request)
+        body = await json_object(request)
         options = generator.Options(
             count=int(body.get("count", 10)),
             seed=None if body.get("seed") is None else int(body["seed"]),
@@ -80,7 +64,7 @@ async def generate_orders(request: Request) -> Response:
         if not 0 < options.count <= 10_000:
             raise ValueError("count must be 1 to 10000")
     except (TypeError, ValueError) as exc:
-        return _error(400, str(exc))
+        return error(400, str(exc))
     with sim.change(store) as events:
         made = generator.generate(store, sim.now(), options, events)
     return JSONResponse(
@@ -92,15 +76,15 @@ async def change_status(request: Request) -> Response:
     sim = simulator(request)
     store = sim.store(request.path_params["store_hash"])
     if store is None:
-        return _error(404, "unknown store")
+        return error(404, "unknown store")
     try:
-        status_id = int((await _body(request))["status_id"])
+        status_id = int((await json_object(request))["status_id"])
     except (KeyError, TypeError, ValueError):
-        return _error(400, 'send {"status_id": <0-14>}')
+        return error(400, 'send {"status_id": <0-14>}')
     with sim.change(store) as events:
         order = store.order(request.path_params["order_id"])
         if order is None:
-            return _error(404, "unknown order")
+            return error(404, "unknown order")
         orders.set_status(store, order, status_id, sim.now(), events)
         view = order_json(order, api_base(request, "v2"))
     return JSONResponse(view)
@@ -116,7 +100,7 @@ async def list_faults(request: Request) -> Response:
 
 async def add_fault(request: Request) -> Response:
     try:
-        body = await _body(request)
+        body = await json_object(request)
         fault = simulator(request).faults.add(
             str(body["path_prefix"]),
             int(body["status"]),
@@ -124,7 +108,7 @@ async def add_fault(request: Request) -> Response:
             body.get("method"),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        return _error(400, f"send {{path_prefix, status, count?, method?}}: {exc}")
+        return error(400, f"send {{path_prefix, status, count?, method?}}: {exc}")
     return JSONResponse(fault.as_json(), 201)
 
 
@@ -148,7 +132,7 @@ async def get_clock(request: Request) -> Response:
 async def set_clock(request: Request) -> Response:
     sim = simulator(request)
     try:
-        body = await _body(request)
+        body = await json_object(request)
         if "scale" in body:
             sim.clock.set_scale(float(body["scale"]))
         if "advance_seconds" in body:
@@ -157,7 +141,7 @@ async def set_clock(request: Request) -> Response:
                 raise ValueError("the clock only moves forward")
             sim.clock.advance(timedelta(seconds=seconds))
     except (TypeError, ValueError) as exc:
-        return _error(400, str(exc))
+        return error(400, str(exc))
     tick(sim)
     return JSONResponse(_clock_json(sim))
 
@@ -179,7 +163,7 @@ async def get_settings(request: Request) -> Response:
 async def put_settings(request: Request) -> Response:
     sim = simulator(request)
     try:
-        body = await _body(request)
+        body = await json_object(request)
         quota = parse_quota(str(body["quota"])) if "quota" in body else None
         latency = parse_latency(str(body["latency_ms"])) if "latency_ms" in body else None
         empty = int(body.get("empty_v2_list_status", sim.empty_v2_list_status))
@@ -189,7 +173,7 @@ async def put_settings(request: Request) -> Response:
         if processing < 0:
             raise ValueError("refund_processing_ms cannot be negative")
     except (TypeError, ValueError) as exc:
-        return _error(400, str(exc))
+        return error(400, str(exc))
     if quota is not None:
         sim.limiter.set_quota(quota)
     if latency is not None:

@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from local.standin import settings as standin_settings
+from local.standin.settings import Latency
+
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
@@ -28,16 +31,6 @@ class Quota:
     def __post_init__(self) -> None:
         if self.requests < 1 or self.window_seconds <= 0:
             raise ValueError("a quota needs at least one request and a positive window")
-
-
-@dataclass(frozen=True, slots=True)
-class Latency:
-    fixed_ms: float = 0.0
-    jitter_ms: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.fixed_ms < 0 or self.jitter_ms < 0:
-            raise ValueError("latency cannot be negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,21 +57,15 @@ class SimSettings:
 
 def parse_quota(raw: str) -> Quota:
     """`150/30` (requests per window of seconds) or `150` (per the standard 30 s window)."""
-    requests, _, window = raw.strip().partition("/")
-    try:
-        return Quota(int(requests), float(window) if window else 30.0)
-    except ValueError as exc:
-        raise ValueError(
-            f"LOCAL_BIGCOMMERCE_QUOTA must look like '150/30' (requests/seconds), got {raw!r}"
-        ) from exc
+    return standin_settings.parse_per_window(
+        raw,
+        Quota,
+        default_window=30.0,
+        name="LOCAL_BIGCOMMERCE_QUOTA",
+        form="'150/30' (requests/seconds)",
+    )
 
 
 def parse_latency(raw: str) -> Latency:
     """`150` (fixed ms) or `150,30` (fixed ms, plus up to 30 ms of random jitter)."""
-    fixed, _, jitter = raw.strip().partition(",")
-    try:
-        return Latency(float(fixed or 0), float(jitter or 0))
-    except ValueError as exc:
-        raise ValueError(
-            f"LOCAL_BIGCOMMERCE_LATENCY_MS must look like '150' or '150,30', got {raw!r}"
-        ) from exc
+    return standin_settings.parse_latency(raw, "LOCAL_BIGCOMMERCE_LATENCY_MS")

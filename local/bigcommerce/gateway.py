@@ -9,7 +9,6 @@ rate-limit headers on the response. Every request is recorded for `/__sim/reques
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import math
@@ -21,8 +20,8 @@ from local.bigcommerce.errors import body_for
 from local.bigcommerce.requestlog import RequestRecord
 from local.bigcommerce.simulator import Simulator
 from local.bigcommerce.timefmt import iso8601
+from local.standin import admin as standin_admin
 
-LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
 _MESSAGES = {
     401: "You are not authorized to access this resource.",
     404: "The requested store was not found.",
@@ -57,14 +56,10 @@ class Gateway:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        if path.startswith("/__sim"):
-            client = scope.get("client")
-            if client is not None and client[0] not in LOOPBACK:
-                await self._answer(send, 403, {"title": "The admin API is loopback only."}, [])
-                return
-            await self.app(scope, receive, send)
+        if standin_admin.refused(scope):
+            await self._answer(send, 403, {"title": standin_admin.NOT_LOOPBACK}, [])
             return
+        path: str = scope["path"]
         if not path.startswith("/stores/"):
             await self.app(scope, receive, send)
             return
@@ -114,8 +109,9 @@ class Gateway:
         if not expected or not hmac.compare_digest(token, expected):
             await refuse(401)
             return
-        forced = sim.faults.take(method, path)
-        if forced is not None:
+        fault = sim.faults.take(method, path)
+        if fault is not None:
+            forced = fault.status
             await self._answer(
                 send, forced, body_for(path, forced, _MESSAGES.get(forced, "Error")), []
             )
@@ -127,10 +123,7 @@ class Gateway:
             retry = str(max(1, math.ceil(decision.reset_ms / 1000))).encode()
             await refuse(429, [*rate_headers, (b"x-retry-after", retry)])
             return
-        latency = sim.latency
-        if latency.fixed_ms or latency.jitter_ms:
-            delay = latency.fixed_ms + sim.rng.uniform(0, latency.jitter_ms)
-            await asyncio.sleep(delay / 1000)
+        await sim.latency.wait(sim.rng)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status_seen

@@ -17,9 +17,10 @@ from local.bigcommerce.config import Latency, SimSettings
 from local.bigcommerce.events import EventBus, StoreEvent
 from local.bigcommerce.faults import FaultInjector
 from local.bigcommerce.ratelimit import RateLimiter
-from local.bigcommerce.requestlog import RequestLog
+from local.bigcommerce.requestlog import RequestRecord
 from local.bigcommerce.state import Store
 from local.bigcommerce.timefmt import whole_seconds
+from local.standin.requestlog import RequestLog
 
 
 class Simulator:
@@ -31,7 +32,7 @@ class Simulator:
         self.limiter = RateLimiter(clock, settings.quota)
         self.latency: Latency = settings.latency
         self.faults = FaultInjector()
-        self.requests = RequestLog()
+        self.requests: RequestLog[RequestRecord] = RequestLog()
         self.rng = random.Random()
         # V2 collections whose spec documents only 200 answer `[]` when empty; 204 mimics the
         # stores that answer No Content instead (the reference leaves this unverified).

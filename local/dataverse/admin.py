@@ -26,30 +26,12 @@ from starlette.routing import Route
 from local.dataverse import catalog as cat
 from local.dataverse.config import parse_latency, parse_window
 from local.dataverse.standin import StandIn
-
-LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"status": status, "title": message}, status_code=status)
+from local.standin.admin import error, json_object
 
 
 def _standin(request: Request) -> StandIn:
     standin: StandIn = request.app.state.standin
     return standin
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise ValueError("the body must be a JSON object")
-    return body
 
 
 async def tables(request: Request) -> Response:
@@ -92,9 +74,9 @@ async def list_keys(request: Request) -> Response:
 async def activate_keys(request: Request) -> Response:
     standin = _standin(request)
     try:
-        body = await _body(request)
+        body = await json_object(request)
     except ValueError as exc:
-        return _error(400, str(exc))
+        return error(400, str(exc))
     store = standin.store
     with store.lock:
         for entity in list(store.catalog.values()):
@@ -120,7 +102,7 @@ async def list_faults(request: Request) -> Response:
 
 async def add_fault(request: Request) -> Response:
     try:
-        body = await _body(request)
+        body = await json_object(request)
         fault = _standin(request).faults.add(
             str(body.get("path_prefix", "")),
             int(body["status"]) if "status" in body else 504,
@@ -132,7 +114,7 @@ async def add_fault(request: Request) -> Response:
             retry_after=int(body.get("retry_after", 1)),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        return _error(400, f"send {{path_prefix, status, count?, method?, kind?, ...}}: {exc}")
+        return error(400, f"send {{path_prefix, status, count?, method?, kind?, ...}}: {exc}")
     return JSONResponse(fault.as_json(), 201)
 
 
@@ -164,7 +146,7 @@ async def get_settings(request: Request) -> Response:
 async def put_settings(request: Request) -> Response:
     standin = _standin(request)
     try:
-        body = await _body(request)
+        body = await json_object(request)
         limits = standin.protection.limits
         if "request_limit" in body:
             limits = replace(limits, requests=parse_window(str(body["request_limit"])))
@@ -183,7 +165,7 @@ async def put_settings(request: Request) -> Response:
         if dop_hint < 0 or activation < 0 or not 0 <= rate <= 1:
             raise ValueError("dop_hint and key_activation_seconds >= 0, throttle_rate in 0..1")
     except (TypeError, ValueError) as exc:
-        return _error(400, str(exc))
+        return error(400, str(exc))
     standin.set_limits(limits)
     standin.runtime.latency = latency
     standin.runtime.dop_hint = dop_hint
@@ -213,9 +195,9 @@ async def clear_requests(request: Request) -> Response:
 
 async def reset(request: Request) -> Response:
     try:
-        body = await _body(request)
+        body = await json_object(request)
     except ValueError as exc:
-        return _error(400, str(exc))
+        return error(400, str(exc))
     provisioned = body.get("provisioned")
     _standin(request).reset(None if provisioned is None else bool(provisioned))
     return Response(status_code=204)

@@ -28,6 +28,7 @@ from local.dataverse.config import StandinSettings
 from local.dataverse.keys import API_ROOT
 from local.dataverse.messages import ApiRequest
 from local.dataverse.standin import StandIn
+from local.standin import admin as standin_admin
 
 METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]
 
@@ -39,14 +40,9 @@ class LoopbackOnly:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/__sim"):
-            client = scope.get("client")
-            if client is not None and client[0] not in admin.LOOPBACK:
-                response = JSONResponse(
-                    {"status": 403, "title": "The admin API is loopback only."}, 403
-                )
-                await response(scope, receive, send)
-                return
+        if standin_admin.refused(scope):
+            await standin_admin.error(403, standin_admin.NOT_LOOPBACK)(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 

@@ -26,15 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True, slots=True)
-class Latency:
-    fixed_ms: float = 0.0
-    jitter_ms: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.fixed_ms < 0 or self.jitter_ms < 0:
-            raise ValueError("latency cannot be negative")
+from local.standin import settings as standin_settings
+from local.standin.settings import Latency
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,19 +119,11 @@ def _number(environ: Mapping[str, str], name: str, default: float) -> float:
 
 def parse_latency(raw: str) -> Latency:
     """`150` (fixed ms) or `150,30` (fixed ms, plus up to 30 ms of random jitter)."""
-    fixed, _, jitter = raw.strip().partition(",")
-    try:
-        return Latency(float(fixed or 0), float(jitter or 0))
-    except ValueError as exc:
-        raise ValueError(
-            f"LOCAL_DATAVERSE_LATENCY_MS must look like '150' or '150,30', got {raw!r}"
-        ) from exc
+    return standin_settings.parse_latency(raw, "LOCAL_DATAVERSE_LATENCY_MS")
 
 
 def parse_window(raw: str, name: str = "limit") -> Window:
     """`6000/300` (amount per window of seconds) or `6000` (per the documented 300 s window)."""
-    amount, _, window = raw.strip().partition("/")
-    try:
-        return Window(int(amount), float(window) if window else 300.0)
-    except ValueError as exc:
-        raise ValueError(f"{name} must look like '6000/300' (amount/seconds), got {raw!r}") from exc
+    return standin_settings.parse_per_window(
+        raw, Window, default_window=300.0, name=name, form="'6000/300' (amount/seconds)"
+    )

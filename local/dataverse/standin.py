@@ -23,10 +23,11 @@ import anyio.to_thread
 from local.dataverse import catalog as cat
 from local.dataverse import errors, protection
 from local.dataverse.config import Latency, Limits, StandinSettings
-from local.dataverse.faults import Fault, FaultInjector, RequestLog, RequestRecord
+from local.dataverse.faults import Fault, FaultInjector, RequestRecord
 from local.dataverse.messages import ApiRequest, ApiResponse, error_response
 from local.dataverse.service import Service
 from local.dataverse.store import Store
+from local.standin.requestlog import RequestLog
 
 _FAULT_MESSAGES = {
     500: "An unexpected error occurred.",
@@ -55,7 +56,7 @@ class StandIn:
         self.service = Service(self.store, settings.key_activation_seconds)
         self.protection = protection.ServiceProtection(settings.limits)
         self.faults = FaultInjector()
-        self.requests = RequestLog()
+        self.requests: RequestLog[RequestRecord] = RequestLog()
         self.rng = random.Random()
         self._identities = {t: f"identity-{n}" for n, t in enumerate(settings.tokens, start=1)}
 
@@ -149,10 +150,7 @@ class StandIn:
             return error_response(refused)
         started = time.monotonic()
         try:
-            latency = self.runtime.latency
-            if latency.fixed_ms or latency.jitter_ms:
-                delay = latency.fixed_ms + self.rng.uniform(0, latency.jitter_ms)
-                await asyncio.sleep(delay / 1000)
+            await self.runtime.latency.wait(self.rng)
             response = await anyio.to_thread.run_sync(self.service.dispatch, request)
         finally:
             self.protection.release(identity, time.monotonic() - started)

@@ -11,16 +11,15 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
+from local.stack.module_process import REPO, ModuleProcess
 from local.stack.plan import Ports
 
-REPO = Path(__file__).resolve().parents[2]
 READY_LINE = "Press Ctrl-C to stop."
 CONNECTOR_PREFIXES = (
     "BIGCOMMERCE_",
@@ -43,7 +42,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class HostProcess:
+class HostProcess(ModuleProcess):
     def __init__(
         self,
         state_dir: Path,
@@ -61,55 +60,29 @@ class HostProcess:
         full_env.update(env or {})
         self.ports = Ports.from_env(full_env)
         self.port = self.ports.functions
-        self.output: list[str] = []
         self._log = log
         self._ready = threading.Event()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "local.host",
-                "--script-root",
-                str(script_root),
-                "--no-settings-file",
-            ],
-            cwd=REPO,
-            env=full_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        super().__init__(
+            "local.host", ["--script-root", str(script_root), "--no-settings-file"], full_env
         )
-        threading.Thread(target=self._drain, daemon=True).start()
 
-    def _drain(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line.rstrip("\n"))
-            if self._log is not None:
-                self._log.write(line)
-                self._log.flush()
-            if READY_LINE in line:
-                self._ready.set()
+    def on_line(self, line: str) -> None:
+        if self._log is not None:
+            self._log.write(line)
+            self._log.flush()
+        if READY_LINE in line:
+            self._ready.set()
 
     def wait_ready(self, timeout: float = 60) -> HostProcess:
         deadline = time.monotonic() + timeout
         while not self._ready.wait(0.05):
             if self.process.poll() is not None:
                 time.sleep(0.2)
-                raise RuntimeError(
-                    f"the local host exited with {self.process.returncode}:\n"
-                    + "\n".join(self.output)
-                )
+                raise self.failure(f"the local host exited with {self.process.returncode}")
             if time.monotonic() > deadline:
                 self.process.kill()
-                raise RuntimeError(
-                    f"the local host did not start in {timeout:.0f}s:\n" + "\n".join(self.output)
-                )
+                raise self.failure(f"the local host did not start in {timeout:.0f}s")
         return self
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
     @property
     def url(self) -> str:

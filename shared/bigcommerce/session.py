@@ -1,11 +1,10 @@
 """The HTTP exchange with one store: auth headers, the rate budget, retries and typed errors.
 
 One `httpx.AsyncClient` per store per process, so connections are pooled and reused across
-calls. It is created lazily inside the running event loop on the first request (never at
-import, never per request); if a later call runs on another loop (a CLI's second `asyncio.run`,
-or a test), a fresh client is made there, since pooled connections belong to the loop that
-opened them. The base URL is the store's `api_url` (api.bigcommerce.com, or the local
-simulator) plus `/stores/{store_hash}`; paths start with `/v2/` or `/v3/`.
+calls; a `LoopClient` creates it inside the running event loop on the first request, and again
+on another loop (a CLI's second `asyncio.run`, or a test). The base URL is the store's
+`api_url` (api.bigcommerce.com, or the local simulator) plus `/stores/{store_hash}`; paths
+start with `/v2/` or `/v3/`.
 
 The access token lives only in the `AsyncClient`'s default headers. It is never part of a
 message, a repr or a log line, and is redacted from any error text BigCommerce sends back.
@@ -13,7 +12,6 @@ message, a repr or a log line, and is redacted from any error text BigCommerce s
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
@@ -36,6 +34,7 @@ from shared.bigcommerce.errors import (
 from shared.bigcommerce.rate_budget import BudgetPolicy, RateBudget, RateLimitHeaders
 from shared.bigcommerce.retry import Action, Decision, Delivery, Idempotency, Random, RetryPolicy
 from shared.config.settings import StoreSettings
+from shared.http.loop_client import LoopClient
 from shared.version import VERSION
 
 log = logging.getLogger("connector.bigcommerce")
@@ -85,41 +84,34 @@ class StoreSession:
         self._token = store.access_token
         self._transport = transport
         self._rng = rng
-        self._client: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._http = LoopClient(self._new_client)
 
     def __repr__(self) -> str:
         return f"StoreSession(store_hash={self.store_hash!r}, base_url={self.base_url!r})"
 
     async def aclose(self) -> None:
-        client, self._client, self._loop = self._client, None, None
-        if client is not None:
-            await client.aclose()
+        await self._http.aclose()
 
-    def _http(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            options = self.options
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers={
-                    "X-Auth-Token": self._token.get_secret_value(),
-                    "Accept": "application/json",
-                    "Content-Type": "application/json",
-                    "User-Agent": options.user_agent,
-                },
-                timeout=httpx.Timeout(options.timeout, connect=options.connect_timeout),
-                limits=httpx.Limits(
-                    max_connections=options.max_connections,
-                    max_keepalive_connections=options.max_connections,
-                ),
-                # Stateless by design: a cookie a load balancer sets must not follow later calls.
-                cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-                follow_redirects=False,
-                transport=self._transport,
-            )
-            self._loop = loop
-        return self._client
+    def _new_client(self) -> httpx.AsyncClient:
+        options = self.options
+        return httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={
+                "X-Auth-Token": self._token.get_secret_value(),
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "User-Agent": options.user_agent,
+            },
+            timeout=httpx.Timeout(options.timeout, connect=options.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=options.max_connections,
+                max_keepalive_connections=options.max_connections,
+            ),
+            # Stateless by design: a cookie a load balancer sets must not follow later calls.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+            follow_redirects=False,
+            transport=self._transport,
+        )
 
     async def request(
         self,
@@ -148,7 +140,9 @@ class StoreSession:
             attempt += 1
             ticket = await self.budget.acquire()
             try:
-                response = await self._http().request(method, path, params=query, content=content)
+                response = await self._http.get().request(
+                    method, path, params=query, content=content
+                )
             except BaseException as exc:
                 # Cancelled or failed, the ticket is given back (and counted as used).
                 self.budget.abandon(ticket)

@@ -1,12 +1,11 @@
 """The Dataverse Web API client (OData v4, `/api/data/v9.2/`): writes, reads, paging, change
 tracking and `$batch`, through one throttle gate per identity, with retries and typed errors.
 
-One `httpx.AsyncClient` per process, created lazily inside the running event loop on the first
-request (never at import, never per request); a call on another loop (a CLI's second
-`asyncio.run`, a test) gets a fresh one there, since pooled connections belong to the loop that
-opened them. It keeps no cookies: Dataverse's ARR affinity cookie would pin every request to
-one web server, and service protection limits are counted per web server, so without it the
-load spreads (send-parallel-requests.md). Every request carries the baseline headers of
+One `httpx.AsyncClient` per process, which a `LoopClient` creates inside the running event loop
+on the first request, and again on another loop (a CLI's second `asyncio.run`, a test). It
+keeps no cookies: Dataverse's ARR affinity cookie would pin every request to one web server,
+and service protection limits are counted per web server, so without it the load spreads
+(send-parallel-requests.md). Every request carries the baseline headers of
 compose-http-requests-handle-errors.md (`Accept: application/json`, `OData-MaxVersion` and
 `OData-Version: 4.0`, `If-None-Match: null`); writes and `$batch` get a 120 s timeout, the
 2-minute limit of synchronous plug-ins (optimize-performance-create-update.md).
@@ -25,7 +24,6 @@ are sent again in a smaller batch after the wait, the rest are returned as they 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -91,6 +89,7 @@ from shared.dataverse.retry import (
     Random,
     RetryPolicy,
 )
+from shared.http.loop_client import LoopClient
 from shared.version import VERSION
 
 log = logging.getLogger("connector.dataverse")
@@ -144,8 +143,7 @@ class DataverseClient:
         self.stats = ClientStats()
         self._transport = transport
         self._rng = rng
-        self._client: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._http = LoopClient(self._new_client)
 
     @classmethod
     def from_settings(
@@ -171,33 +169,27 @@ class DataverseClient:
         return f"DataverseClient(api_url={self.api_url!r})"
 
     async def aclose(self) -> None:
-        client, self._client, self._loop = self._client, None, None
-        if client is not None:
-            await client.aclose()
+        await self._http.aclose()
 
-    def _http(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            options = self.options
-            pool = max(options.gate.max_concurrency, 1)
-            self._client = httpx.AsyncClient(
-                base_url=self.api_url,
-                headers={
-                    "Accept": "application/json",
-                    "OData-MaxVersion": "4.0",
-                    "OData-Version": "4.0",
-                    "If-None-Match": "null",
-                    "User-Agent": options.user_agent,
-                },
-                timeout=httpx.Timeout(options.read_timeout, connect=options.connect_timeout),
-                limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-                # No server affinity: a cookie the load balancer sets must not follow later calls.
-                cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-                follow_redirects=False,
-                transport=self._transport,
-            )
-            self._loop = loop
-        return self._client
+    def _new_client(self) -> httpx.AsyncClient:
+        options = self.options
+        pool = max(options.gate.max_concurrency, 1)
+        return httpx.AsyncClient(
+            base_url=self.api_url,
+            headers={
+                "Accept": "application/json",
+                "OData-MaxVersion": "4.0",
+                "OData-Version": "4.0",
+                "If-None-Match": "null",
+                "User-Agent": options.user_agent,
+            },
+            timeout=httpx.Timeout(options.read_timeout, connect=options.connect_timeout),
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+            # No server affinity: a cookie the load balancer sets must not follow later calls.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+            follow_redirects=False,
+            transport=self._transport,
+        )
 
     # -- writes -----------------------------------------------------------------------------------
 
@@ -562,7 +554,7 @@ class DataverseClient:
             waited += self._note_wait(paused)
             self.stats.requests += 1
             try:
-                response = await self._http().request(
+                response = await self._http.get().request(
                     method,
                     url,
                     content=content,

@@ -30,8 +30,6 @@ import contextlib
 import json
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +41,8 @@ import httpx
 from pydantic import SecretStr
 
 from local.bigcommerce import conformance
-from local.stack.host_process import REPO, clean_environ, free_port
+from local.stack.host_process import clean_environ, free_port
+from local.stack.module_process import ModuleProcess
 from shared.bigcommerce import BigCommerceClients, ClientOptions, RateLimitHeaders
 from shared.bigcommerce.rate_budget import Clock, Sleep
 from shared.bigcommerce.retry import Random
@@ -59,7 +58,7 @@ WEBHOOK_SECRET = "e2e-webhook-secret"
 # -- the process -----------------------------------------------------------------------------
 
 
-class SimulatorProcess:
+class SimulatorProcess(ModuleProcess):
     """`python -m local.bigcommerce --port P`, with its combined output kept in `output`."""
 
     def __init__(
@@ -83,29 +82,11 @@ class SimulatorProcess:
             env[f"BIGCOMMERCE_{store_hash.upper()}_ACCESS_TOKEN"] = token
             secret = CLIENT_SECRETS.get(store_hash, f"client-secret-{store_hash}")
             env[f"BIGCOMMERCE_{store_hash.upper()}_CLIENT_SECRET"] = secret
-        self.output: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "local.bigcommerce", "--port", str(self.port)],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line.rstrip("\n"))
+        super().__init__("local.bigcommerce", ["--port", str(self.port)], env)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
     def wait_ready(self, timeout: float = 30) -> SimulatorProcess:
         deadline = time.monotonic() + timeout
@@ -113,10 +94,7 @@ class SimulatorProcess:
             while True:
                 if self.process.poll() is not None:
                     time.sleep(0.1)  # let the drain thread read the last lines
-                    raise RuntimeError(
-                        f"the simulator exited with {self.process.returncode}:\n"
-                        + "\n".join(self.output)
-                    )
+                    raise self.failure(f"the simulator exited with {self.process.returncode}")
                 with contextlib.suppress(httpx.TransportError):
                     health = client.get("/_simulator/health")
                     if health.status_code == 200:
@@ -125,10 +103,7 @@ class SimulatorProcess:
                         return self
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(
-                        f"the simulator did not answer in {timeout:.0f}s:\n"
-                        + "\n".join(self.output)
-                    )
+                    raise self.failure(f"the simulator did not answer in {timeout:.0f}s")
                 time.sleep(0.05)
 
     def stop(self, timeout: float = 10) -> int:

@@ -577,16 +577,16 @@ async def test_one_http_client_per_store_reused_across_calls_and_remade_on_a_new
     clients = BigCommerceClients([STORE], transport=httpx.MockTransport(store))
     client = clients.get("abc123")
     assert clients.get("abc123") is client
-    assert client.session._client is None  # nothing is opened before the first call
+    assert client.session._http.current is None  # nothing is opened before the first call
     await client.get_hook(1)
-    first = client.session._client
+    first = client.session._http.current
     await asyncio.gather(client.get_hook(1), client.get_hook(1))
-    assert client.session._client is first
+    assert client.session._http.current is first
 
     def other_loop() -> object:
         async def call() -> object:
             await client.get_hook(1)
-            return client.session._client
+            return client.session._http.current
 
         return asyncio.run(call())
 

@@ -1,0 +1,1 @@
+"""HTTP plumbing the service clients (shared/bigcommerce, shared/dataverse) have in common."""
