@@ -19,6 +19,8 @@ from shared.webhooks.events import WebhookEvent
 
 SCHEMA: Final = "bigcommerce.webhook"
 SCHEMA_VERSION: Final = 1
+# json.dumps(separators=...) builds an encoder per call; this is the same encoding.
+_COMPACT_JSON: Final = json.JSONEncoder(separators=(",", ":"))
 
 
 def message_id(event: WebhookEvent) -> str:
@@ -65,7 +67,7 @@ def build_message(
     if event.kind.entity == "order" and event.entity_id is not None:
         properties["order_id"] = event.entity_id
     return OutboundMessage(
-        body=json.dumps(body, separators=(",", ":")).encode(),
+        body=_COMPACT_JSON.encode(body).encode(),
         message_id=message_id(event),
         session_id=session_id(event),
         application_properties=properties,
