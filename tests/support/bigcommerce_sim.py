@@ -34,7 +34,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -47,6 +46,7 @@ from shared.bigcommerce import BigCommerceClients, ClientOptions, RateLimitHeade
 from shared.bigcommerce.rate_budget import Clock, Sleep
 from shared.bigcommerce.retry import Random
 from shared.config.settings import StoreSettings
+from tests.support.admin_client import AdminClient
 
 STORE_A = "e2estore1"
 STORE_B = "e2estore2"
@@ -207,31 +207,12 @@ class Generated:
     statuses: dict[int, int]
 
 
-class SimAdmin:
+class SimAdmin(AdminClient):
     """The simulator's `/__sim` API, plus raw store API access ("another app" on the store)."""
 
     def __init__(self, sim: SimulatorProcess) -> None:
+        super().__init__(sim.url)
         self.sim = sim
-        self.http = httpx.AsyncClient(base_url=sim.url, timeout=30)
-
-    async def __aenter__(self) -> SimAdmin:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.http.aclose()
-
-    async def _ok(self, response: httpx.Response) -> Any:
-        if response.status_code >= 400:
-            raise AssertionError(
-                f"admin {response.request.method} {response.request.url.path}: "
-                f"{response.status_code} {response.text}"
-            )
-        return None if response.status_code == 204 else response.json()
 
     async def reset(self, *, scale: float = 1.0) -> None:
         """Every order, fault, request record, setting change and hook forgotten; real time."""

@@ -36,7 +36,6 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
 from typing import Any, Final
 
 import httpx
@@ -46,6 +45,7 @@ from shared.dataverse.auth import StaticTokenProvider
 from shared.dataverse.client import ClientOptions, DataverseClient
 from shared.dataverse.gate import ThrottleGate
 from shared.dataverse.metadata import HttpMetadataApi
+from tests.support.admin_client import AdminClient
 
 TOKEN: Final = "e2e-dataverse-token"
 # The stand-in names the identity of LOCAL_DATAVERSE_TOKEN "identity-1" (StandIn._identities).
@@ -242,31 +242,12 @@ class LoggedRequest:
         )
 
 
-class StandinAdmin:
+class StandinAdmin(AdminClient):
     """The stand-in's `/__sim` API (no auth, loopback only)."""
 
     def __init__(self, standin: StandinProcess) -> None:
+        super().__init__(standin.url)
         self.standin = standin
-        self.http = httpx.AsyncClient(base_url=standin.url, timeout=30)
-
-    async def __aenter__(self) -> StandinAdmin:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.http.aclose()
-
-    async def _ok(self, response: httpx.Response) -> Any:
-        if response.status_code >= 400:
-            raise AssertionError(
-                f"admin {response.request.method} {response.request.url.path}: "
-                f"{response.status_code} {response.text}"
-            )
-        return None if response.status_code == 204 else response.json()
 
     async def tables(self) -> list[dict[str, Any]]:
         listing: list[dict[str, Any]] = await self._ok(await self.http.get("/__sim/tables"))
