@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 
 import httpx
 
@@ -362,6 +362,7 @@ class ChangeSetResponse:
 
 
 ResponseUnit: TypeAlias = PartResponse | ChangeSetResponse
+_Part = TypeVar("_Part")
 
 
 def parse_batch_response(body: bytes, content_type: str | None = None) -> tuple[ResponseUnit, ...]:
@@ -370,25 +371,36 @@ def parse_batch_response(body: bytes, content_type: str | None = None) -> tuple[
     The boundary comes from `content_type` when given (the outer `Content-Type` header), else
     from the body's first delimiter line (Microsoft's examples do not show the header).
     """
+    return tuple(
+        ChangeSetResponse(item) if isinstance(item, tuple) else item
+        for item in _walk(body, content_type, _read_response)
+    )
+
+
+def _walk(
+    body: bytes,
+    content_type: str | None,
+    read: Callable[[list[tuple[bytes, bytes]], bytes], _Part],
+) -> list[_Part | tuple[_Part, ...]]:
+    """The parts of a batch body read with `read`; a change set's parts come as one tuple.
+
+    Requests and responses nest the same way, so both parsers walk them here.
+    """
     boundary = boundary_of(content_type) or _sniff_boundary(body)
     if boundary is None:
         raise BatchFormatError("no multipart boundary in the Content-Type or the body")
-    units: list[ResponseUnit] = []
+    items: list[_Part | tuple[_Part, ...]] = []
     for part in _split_parts(body, boundary):
         headers, content = _read_headers(part)
         part_type = _get(headers, "content-type")
         if is_multipart(part_type):
             inner = boundary_of(part_type) or _sniff_boundary(content)
             if inner is None:
-                raise BatchFormatError("a change set response part has no boundary")
-            responses: list[PartResponse] = []
-            for sub in _split_parts(content, inner):
-                sub_headers, sub_content = _read_headers(sub)
-                responses.append(_read_response(sub_headers, sub_content))
-            units.append(ChangeSetResponse(tuple(responses)))
+                raise BatchFormatError("a change set part has no boundary")
+            items.append(tuple(read(*_read_headers(sub)) for sub in _split_parts(content, inner)))
         else:
-            units.append(_read_response(headers, content))
-    return tuple(units)
+            items.append(read(headers, content))
+    return items
 
 
 def _read_response(mime_headers: list[tuple[bytes, bytes]], message: bytes) -> PartResponse:
@@ -433,25 +445,10 @@ def parse_batch_request(
 ) -> tuple[ParsedOperation | ParsedChangeSet, ...]:
     """The items of a batch request body: the inverse of `encode_batch`, and tolerant of the
     same variations as `parse_batch_response`."""
-    boundary = boundary_of(content_type) or _sniff_boundary(body)
-    if boundary is None:
-        raise BatchFormatError("no multipart boundary in the Content-Type or the body")
-    items: list[ParsedOperation | ParsedChangeSet] = []
-    for part in _split_parts(body, boundary):
-        headers, content = _read_headers(part)
-        part_type = _get(headers, "content-type")
-        if is_multipart(part_type):
-            inner = boundary_of(part_type) or _sniff_boundary(content)
-            if inner is None:
-                raise BatchFormatError("a change set part has no boundary")
-            operations = []
-            for sub in _split_parts(content, inner):
-                sub_headers, sub_content = _read_headers(sub)
-                operations.append(_read_request(sub_headers, sub_content))
-            items.append(ParsedChangeSet(tuple(operations)))
-        else:
-            items.append(_read_request(headers, content))
-    return tuple(items)
+    return tuple(
+        ParsedChangeSet(item) if isinstance(item, tuple) else item
+        for item in _walk(body, content_type, _read_request)
+    )
 
 
 def _read_request(mime_headers: list[tuple[bytes, bytes]], message: bytes) -> ParsedOperation:
