@@ -47,6 +47,7 @@ from shared.bigcommerce.rate_budget import Clock, Sleep
 from shared.bigcommerce.retry import Random
 from shared.config.settings import StoreSettings
 from tests.support.admin_client import AdminClient
+from tests.support.ports import start_on_a_free_port
 
 STORE_A = "e2estore1"
 STORE_B = "e2estore2"
@@ -151,17 +152,9 @@ def start_simulator(
     attempts: int = 3,
 ) -> SimulatorProcess:
     """A running simulator; retried on another port if the free port was taken meanwhile."""
-    last: RuntimeError | None = None
-    for _ in range(attempts):
-        process = SimulatorProcess(stores or TOKENS, quota=quota, latency_ms=latency_ms)
-        try:
-            return process.wait_ready()
-        except RuntimeError as exc:
-            last = exc
-            if "address already in use" not in str(exc).lower():
-                raise
-    assert last is not None
-    raise last
+    return start_on_a_free_port(
+        lambda: SimulatorProcess(stores or TOKENS, quota=quota, latency_ms=latency_ms), attempts
+    )
 
 
 @contextlib.contextmanager

@@ -46,6 +46,7 @@ from shared.dataverse.client import ClientOptions, DataverseClient
 from shared.dataverse.gate import ThrottleGate
 from shared.dataverse.metadata import HttpMetadataApi
 from tests.support.admin_client import AdminClient
+from tests.support.ports import start_on_a_free_port
 
 TOKEN: Final = "e2e-dataverse-token"
 # The stand-in names the identity of LOCAL_DATAVERSE_TOKEN "identity-1" (StandIn._identities).
@@ -177,17 +178,9 @@ def start_standin(
     attempts: int = 3,
 ) -> StandinProcess:
     """A running stand-in; retried on another port if the free port was taken meanwhile."""
-    last: RuntimeError | None = None
-    for _ in range(attempts):
-        process = StandinProcess(provisioned=provisioned, settings=settings)
-        try:
-            return process.wait_ready()
-        except RuntimeError as exc:
-            last = exc
-            if "address already in use" not in str(exc).lower():
-                raise
-    assert last is not None
-    raise last
+    return start_on_a_free_port(
+        lambda: StandinProcess(provisioned=provisioned, settings=settings), attempts
+    )
 
 
 @contextlib.contextmanager
