@@ -115,7 +115,7 @@ def run(rate: float = 500, seconds: float = 30, max_seconds: float = 5) -> dict[
         finally:
             host.stop()
         broker = LocalBroker(Path(tmp) / "state" / "broker.sqlite3")
-        queued = broker.queue_info("bigcommerce-events").active_count
+        queued = broker.queue_info("order-events").active_count
         expected = 300 + count + len(max_requests)
         if queued != expected:
             raise RuntimeError(f"ingest lost messages: {queued} queued of {expected} accepted")

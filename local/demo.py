@@ -33,7 +33,7 @@ from shared.bigcommerce.registry import BigCommerceClients
 from shared.bigcommerce.requests import HookCreate
 from shared.config import StoreSettings
 from shared.messaging.message import InboundMessage
-from shared.messaging.queues import BIGCOMMERCE_EVENTS
+from shared.messaging.queues import ORDER_EVENTS
 
 REPO = Path(__file__).resolve().parents[1]
 SCOPES = ("store/order/*", "store/shipment/*")
@@ -147,7 +147,7 @@ async def _drive(
 def _queued(broker: LocalBroker) -> list[InboundMessage]:
     messages: list[InboundMessage] = []
     start = 0
-    while page := broker.peek(BIGCOMMERCE_EVENTS.name, max_messages=500, from_sequence=start):
+    while page := broker.peek(ORDER_EVENTS.name, max_messages=500, from_sequence=start):
         messages += page
         start = page[-1].sequence_number + 1
     return messages

@@ -219,6 +219,13 @@ class Settings(BaseSettings):
         "azure", validation_alias="SERVICEBUS_TRANSPORT"
     )
     mapping_file: str | None = Field(None, validation_alias="CONNECTOR_MAPPING_FILE")
+    flow_file: str | None = Field(None, validation_alias="CONNECTOR_FLOW_FILE")
+    dataverse_change_source: Literal["poll", "service_endpoint"] = Field(
+        "poll", validation_alias="DATAVERSE_CHANGE_SOURCE"
+    )
+    dataverse_poll_schedule: str = Field(
+        "*/30 * * * * *", validation_alias="DATAVERSE_POLL_SCHEDULE", min_length=11
+    )
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     environment_name: str = Field(
         "local", validation_alias=AliasChoices("CONNECTOR_ENVIRONMENT", "AZURE_ENV_NAME")

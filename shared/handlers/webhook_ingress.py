@@ -19,7 +19,7 @@ from typing import Final
 
 from shared.config import Settings
 from shared.messaging.ports import MessageSender, SendError
-from shared.messaging.queues import BIGCOMMERCE_EVENTS
+from shared.messaging.queues import ORDER_EVENTS
 from shared.observability import correlation
 from shared.webhooks.authentication import AuthenticationFailed, authenticate
 from shared.webhooks.contract import build_message
@@ -177,7 +177,7 @@ class WebhookIngress:
         try:
             # A timeout scope rather than wait_for: the same cancellation, without a task per send.
             async with asyncio.timeout(self._send_timeout):
-                await self._sender.send(BIGCOMMERCE_EVENTS.name, [message])
+                await self._sender.send(ORDER_EVENTS.name, [message])
         except (SendError, TimeoutError) as exc:
             return _problem(
                 503,

@@ -21,7 +21,6 @@ What it holds:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import string
@@ -31,6 +30,8 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.config.documents import At as _At
+from shared.config.documents import one_line, read_document
 from shared.config.errors import ConfigurationError
 from shared.dataverse.schema import ACCOUNT, PREFIX, SALESORDER
 from shared.mapping.keys import escape_key_value
@@ -62,16 +63,6 @@ _ISO_CURRENCY: Final = re.compile(r"^[A-Z]{3}$")
 
 class MappingConfigError(ConfigurationError):
     """A mapping file that cannot be used; the message is one line naming the key path."""
-
-
-class _At(ValueError):
-    """A validation error at a key below the value being validated (`statuscode`, `EUR`, …)."""
-
-    def __init__(self, path: str | int | tuple[str | int, ...], message: str) -> None:
-        parts = path if isinstance(path, tuple) else (path,)
-        self.path = tuple(str(p) for p in parts)
-        self.message = message
-        super().__init__(f"{'.'.join(self.path)}: {message}")
 
 
 class _Strict(BaseModel):
@@ -314,15 +305,8 @@ def load_mapping(
 ) -> MappingConfig:
     """Reads and validates the mapping, or raises MappingConfigError with one line."""
     source = Path(path) if path is not None else mapping_file(environ)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MappingConfigError(
-            f"invalid mapping: {MAPPING_FILE_SETTING}: no file at {source}"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MappingConfigError(f"invalid mapping: {source}: cannot be read ({exc})") from None
-    return parse_mapping(_parse(text, source))
+    raw = read_document(source, "mapping", MappingConfigError, setting=MAPPING_FILE_SETTING)
+    return parse_mapping(raw)
 
 
 def parse_mapping(raw: object) -> MappingConfig:
@@ -335,53 +319,4 @@ def parse_mapping(raw: object) -> MappingConfig:
     try:
         return MappingConfig.model_validate(raw)
     except ValidationError as exc:
-        raise MappingConfigError(_one_line(exc.errors()[0])) from None
-
-
-def _parse(text: str, source: Path) -> object:
-    if source.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise MappingConfigError(
-                f"invalid mapping: {source}: not valid JSON: {exc.msg} "
-                f"(line {exc.lineno}, column {exc.colno})"
-            ) from None
-    try:
-        import yaml
-    except ImportError:  # PyYAML is a runtime requirement of YAML mapping files
-        raise MappingConfigError(
-            f"invalid mapping: {source}: reading YAML needs PyYAML (or use a .json file)"
-        ) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" (line {mark.line + 1}, column {mark.column + 1})"
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise MappingConfigError(
-            f"invalid mapping: {source}: not valid YAML: {problem}{where}"
-        ) from None
-
-
-def _one_line(error: Mapping[str, Any]) -> str:
-    loc = [str(part) for part in error.get("loc", ())]
-    message = str(error.get("msg", "is invalid"))
-    cause = (error.get("ctx") or {}).get("error")
-    if isinstance(cause, _At):
-        loc += cause.path
-        message = cause.message
-    elif loc and loc[-1] == "[key]":
-        loc.pop()
-        message = f"not a valid key: {message[:1].lower()}{message[1:]}"
-    elif error.get("type") == "missing":
-        message = "required"
-    elif error.get("type") == "extra_forbidden":
-        message = "unknown key"
-    elif error.get("type") == "value_error":
-        message = message.removeprefix("Value error, ")
-    else:  # pydantic's own wording ("Input should be …")
-        message = message[:1].lower() + message[1:]
-    return f"invalid mapping: {'.'.join(loc) or 'mapping'}: {message}"
+        raise MappingConfigError(one_line("mapping", exc.errors()[0])) from None

@@ -22,8 +22,8 @@ class QueueSpec:
     dead_lettering_on_expiration: bool = True
 
 
-BIGCOMMERCE_EVENTS: Final = QueueSpec(
-    name="bigcommerce-events",
+ORDER_EVENTS: Final = QueueSpec(
+    name="order-events",
     requires_session=True,  # one order per session: in order, one worker at a time
     lock_duration=timedelta(minutes=1),
     max_delivery_count=10,
@@ -33,4 +33,29 @@ BIGCOMMERCE_EVENTS: Final = QueueSpec(
     default_time_to_live=timedelta(days=14),
 )
 
-ALL_QUEUES: Final = (BIGCOMMERCE_EVENTS,)
+# Messages Dataverse's Service Bus integration sends (RemoteExecutionContext JSON from a registered
+# service endpoint). Dataverse sets no session id, so this queue has no sessions; its function
+# forwards each change into the order's session on order-events.
+DATAVERSE_EVENTS: Final = QueueSpec(
+    name="dataverse-events",
+    requires_session=False,
+    lock_duration=timedelta(minutes=1),
+    max_delivery_count=10,
+    duplicate_detection_window=timedelta(minutes=10),
+    default_time_to_live=timedelta(days=14),
+)
+
+# Order messages a step could not process for a permanent reason (a hold, a mapping error, a
+# 4xx), with the reason and description as properties, until an operator replays them
+# (`python -m cli orders replay`). Functions cannot dead-letter a message without the preview
+# settlement extension, so parking is a send to this queue followed by completing the original.
+ORDER_PARKED: Final = QueueSpec(
+    name="order-parked",
+    requires_session=False,
+    lock_duration=timedelta(minutes=1),
+    max_delivery_count=10,
+    duplicate_detection_window=timedelta(days=2),
+    default_time_to_live=timedelta(days=60),
+)
+
+ALL_QUEUES: Final = (ORDER_EVENTS, DATAVERSE_EVENTS, ORDER_PARKED)

@@ -1,4 +1,4 @@
-"""The message a webhook becomes on the bigcommerce-events queue (docs/messages.md, version 1).
+"""The message a webhook becomes on the order-events queue (docs/messages.md, version 1).
 
 - `message_id` is derived from (store, scope, hash, created_at), so BigCommerce redelivering the
   same event is dropped by duplicate detection while a new event on the same order is not.

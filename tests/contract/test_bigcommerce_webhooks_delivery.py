@@ -33,7 +33,7 @@ from local.broker import LocalBroker
 from local.broker.adapters import LocalBrokerSender, provision
 from shared.config import load_settings
 from shared.handlers.webhook_ingress import IngressRequest, WebhookIngress
-from shared.messaging.queues import BIGCOMMERCE_EVENTS
+from shared.messaging.queues import ORDER_EVENTS
 
 STORE, TOKEN, STORE_ID = "simstore1", "sim-token-1", "1025646"
 CLIENT_SECRET = "sim-client-secret"
@@ -163,7 +163,7 @@ async def test_callbacks_pass_our_ingress_and_verify_with_standardwebhooks(
         Webhook(base64.b64encode(b"another secret").decode()).verify(call.body, call.headers)
 
     # And our ingress accepted it: authenticated, validated and queued.
-    [message] = broker.peek(BIGCOMMERCE_EVENTS.name)
+    [message] = broker.peek(ORDER_EVENTS.name)
     assert message.subject == "store/order/statusUpdated"
     assert json.loads(message.body)["event"]["hash"] == envelope["hash"]
     broker.close()

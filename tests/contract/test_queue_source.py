@@ -21,7 +21,7 @@ from local.host.servicebus_source import AzureQueueSource
 from shared.messaging.azure_servicebus import AzureServiceBusSender, ServiceBusConnection
 from shared.messaging.message import OutboundMessage
 from shared.messaging.ports import MessageSender
-from shared.messaging.queues import BIGCOMMERCE_EVENTS
+from shared.messaging.queues import ORDER_EVENTS
 
 
 @pytest.fixture(params=["local", "azure"])
@@ -31,7 +31,7 @@ async def pair(
     if request.param == "local":
         broker = LocalBroker(tmp_path / "broker.sqlite3")
         provision(broker)
-        yield BIGCOMMERCE_EVENTS.name, LocalBrokerSender(broker), BrokerSource(broker)
+        yield ORDER_EVENTS.name, LocalBrokerSender(broker), BrokerSource(broker)
         broker.close()
         return
     queue = os.environ.get("SERVICEBUS_TEST_QUEUE")

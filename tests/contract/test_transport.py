@@ -42,7 +42,7 @@ from shared.messaging.azure_servicebus import (
 )
 from shared.messaging.message import InboundMessage, OutboundMessage, PropertyValue
 from shared.messaging.ports import MessageSender, QueueAdmin, QueueCounts, SendError
-from shared.messaging.queues import BIGCOMMERCE_EVENTS
+from shared.messaging.queues import ORDER_EVENTS
 from shared.messaging.replay import replay_message_id
 
 AZURE_SKIP_REASON = (
@@ -89,7 +89,7 @@ class LocalDriver:
         self.clock = FakeClock()
         self.broker = LocalBroker(path, clock=self.clock)
         provision(self.broker)
-        self.queue = BIGCOMMERCE_EVENTS.name
+        self.queue = ORDER_EVENTS.name
         self.sender: MessageSender = LocalBrokerSender(self.broker)
         self.admin: QueueAdmin = LocalQueueAdmin(self.broker, queues=[self.queue])
 

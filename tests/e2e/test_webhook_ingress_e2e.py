@@ -49,7 +49,7 @@ def test_webhooks_are_enqueued_once_and_bad_ones_not_at_all(tmp_path: Path) -> N
         assert client.post(URL, content=created).status_code == 401  # no function key
 
         broker = LocalBroker(host.state_dir / "broker.sqlite3")
-        messages = broker.peek("bigcommerce-events")
+        messages = broker.peek("order-events")
         assert len(messages) == 3, "the redelivered event was dropped by duplicate detection"
         assert {m.session_id for m in messages} == {f"{LOCAL_STORE_HASH}:order:250"}
         assert [m.subject for m in messages] == [
@@ -62,7 +62,7 @@ def test_webhooks_are_enqueued_once_and_bad_ones_not_at_all(tmp_path: Path) -> N
         assert wrong_method.json()["status"] == 405
         huge = b'{"pad": "' + b"x" * (300 * 1024) + b'"}'
         assert post(huge) == 413
-        assert len(broker.peek("bigcommerce-events")) == 3, "refused requests queued nothing"
+        assert len(broker.peek("order-events")) == 3, "refused requests queued nothing"
         accepted = [
             json.loads(line)
             for line in host.output

@@ -224,7 +224,7 @@ async def test_constructing_the_sender_opens_no_connection(
     servicebus_env.setenv("ServiceBusConnection__fullyQualifiedNamespace", NAMESPACE)
     sender = AzureServiceBusSender.from_settings(load_settings())
 
-    await sender.send("bigcommerce-events", [])
+    await sender.send("order-events", [])
 
     assert not sender.is_open
     await sender.close()

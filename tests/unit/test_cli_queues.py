@@ -14,10 +14,10 @@ from cli import EXIT_OK, EXIT_USAGE, main
 from local.broker import LocalBroker
 from local.broker.adapters import provision
 from shared.messaging.message import OutboundMessage
-from shared.messaging.queues import BIGCOMMERCE_EVENTS
+from shared.messaging.queues import ORDER_EVENTS
 from shared.messaging.replay import replay_message_id
 
-QUEUE = BIGCOMMERCE_EVENTS.name
+QUEUE = ORDER_EVENTS.name
 
 
 @pytest.fixture(autouse=True)

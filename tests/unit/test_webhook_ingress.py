@@ -86,7 +86,7 @@ async def test_valid_order_event_is_enqueued_once_with_the_contract(settings) ->
     response = await ingress(settings, sender).handle(post(encode(callback())))
     assert (response.status, response.body) == (200, None)
     [(queue, message)] = sender.sent
-    assert queue == "bigcommerce-events"
+    assert queue == "order-events"
     assert message.session_id == "abc123:order:250"
     assert len(message.message_id) == 64
     assert message.application_properties["scope"] == "store/order/created"
