@@ -5,7 +5,9 @@ so a slow disk never starves the loop's default executor; the sender commits on 
 docstring for why). The adapters do not own the broker: whoever opened it closes it.
 
 Replay uses the broker's own all-or-nothing replay, with the same deterministic message ids as the
-Azure adapter; unlike the Azure copies, the local ones carry no `replayed_from` property.
+Azure adapter; unlike the Azure copies, the local ones carry no `replayed_from` property. `move`
+is built, like the Azure adapter's, from receive, send and complete, so that it keeps the same
+at-least-once order (send, then complete) rather than the broker's single transaction.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Final, TypeVar
 
 from shared.messaging.message import InboundMessage, OutboundMessage
-from shared.messaging.ports import QueueCounts, ReplayedMessage, SendError
+from shared.messaging.ports import MovedMessage, QueueCounts, ReplayedMessage, SendError
 from shared.messaging.queues import ALL_QUEUES, QueueSpec
 from shared.messaging.replay import replay_message_id, replay_report
 
 from .broker import LocalBroker, SendChannel
-from .errors import MessageNotFoundError
+from .errors import BrokerError, MessageNotFoundError
 from .models import QueueSettings
 
 _T = TypeVar("_T")
@@ -211,6 +213,91 @@ class LocalQueueAdmin:
         if missing:
             raise MessageNotFoundError(f"no dead letter {missing[0]} in {queue!r}")
         return [by_sequence[seq] for seq in sorted(set(sequence_numbers))]
+
+    async def peek(self, queue: str, max_messages: int) -> list[InboundMessage]:
+        return await self._executor.run(self._peek, queue, max_messages)
+
+    def _peek(self, queue: str, max_messages: int) -> list[InboundMessage]:
+        if max_messages < 1:
+            raise ValueError("max_messages must be at least 1")
+        if self._broker.queue_info(queue).settings.requires_session:
+            raise ValueError(
+                f"queue {queue!r} requires sessions: peek and move read queues without sessions"
+            )
+        peeked: list[InboundMessage] = []
+        while len(peeked) < max_messages:
+            start = peeked[-1].sequence_number + 1 if peeked else 0
+            wanted = min(_PAGE, max_messages - len(peeked))
+            page = self._broker.peek(queue, max_messages=wanted, from_sequence=start)
+            peeked += page
+            if len(page) < wanted:
+                break
+        return peeked
+
+    async def move(
+        self,
+        source_queue: str,
+        target_queue: str,
+        transform: Callable[[InboundMessage], OutboundMessage | None],
+        *,
+        max_messages: int,
+        dry_run: bool,
+        select: Callable[[InboundMessage], bool] | None = None,
+    ) -> list[MovedMessage]:
+        return await self._executor.run(
+            self._move, source_queue, target_queue, transform, max_messages, dry_run, select
+        )
+
+    def _move(
+        self,
+        source: str,
+        target: str,
+        transform: Callable[[InboundMessage], OutboundMessage | None],
+        max_messages: int,
+        dry_run: bool,
+        select: Callable[[InboundMessage], bool] | None,
+    ) -> list[MovedMessage]:
+        selected = [m for m in self._peek(source, max_messages) if select is None or select(m)]
+        if dry_run:
+            planned = ((m, transform(m)) for m in selected)
+            return [MovedMessage(m, sent) for m, sent in planned if sent is not None]
+        wanted = {m.sequence_number for m in selected}
+        broker = self._broker
+        held: list[InboundMessage] = []  # received, neither completed nor abandoned yet
+        moved: list[MovedMessage] = []
+        sent_ids: set[str] = set()
+        try:
+            while wanted:
+                # No more than are wanted: each message received on the way counts a delivery.
+                batch = broker.receive(source, max_messages=min(_PAGE, len(wanted)))
+                if not batch:
+                    break  # the others are locked by another receiver, or scheduled
+                for received in batch:
+                    held.append(received)
+                    if received.sequence_number not in wanted:
+                        continue
+                    wanted.discard(received.sequence_number)
+                    outgoing = transform(received)
+                    if outgoing is None:
+                        continue
+                    if outgoing.message_id not in sent_ids:
+                        try:
+                            broker.send(target, [outgoing])
+                        except (BrokerError, TypeError) as exc:
+                            raise SendError(
+                                f"local broker refused the send to {target!r}: {exc}"
+                            ) from exc
+                        sent_ids.add(outgoing.message_id)
+                    assert received.lock_token is not None
+                    broker.complete(source, received.lock_token)
+                    held.pop()
+                    moved.append(MovedMessage(received, outgoing))
+        finally:
+            for message in held:
+                assert message.lock_token is not None
+                with contextlib.suppress(BrokerError):
+                    broker.abandon(source, message.lock_token)
+        return moved
 
     async def purge(self, queue: str, *, dead_letters: bool) -> int:
         return await self._executor.run(self._broker.purge, queue, dead_letters=dead_letters)

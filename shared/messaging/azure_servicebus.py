@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any, Final, Literal
@@ -44,7 +44,7 @@ from azure.servicebus.exceptions import MessageSizeExceededError, OperationTimeo
 
 from shared.config import ConfigurationError, Settings
 from shared.messaging.message import InboundMessage, OutboundMessage, PropertyValue
-from shared.messaging.ports import QueueCounts, ReplayedMessage, SendError
+from shared.messaging.ports import MovedMessage, QueueCounts, ReplayedMessage, SendError
 from shared.messaging.queues import ALL_QUEUES
 from shared.messaging.replay import replay_copy, replay_report
 
@@ -454,6 +454,97 @@ class AzureQueueAdmin:
                 f"dead letters {sorted(wanted)} of {queue!r} could not be received "
                 "(locked by another receiver?); the others were replayed"
             )
+
+    async def _plain_receiver(self, queue: str) -> ServiceBusReceiver:
+        """A peek-lock receiver of a queue without sessions; ValueError for a session queue."""
+        properties = await self._clients.admin().get_queue(queue)
+        if properties.requires_session:
+            raise ValueError(
+                f"queue {queue!r} requires sessions: peek and move read queues without sessions"
+            )
+        return self._clients.client().get_queue_receiver(
+            queue, receive_mode=ServiceBusReceiveMode.PEEK_LOCK, max_wait_time=self._max_wait
+        )
+
+    async def peek(self, queue: str, max_messages: int) -> list[InboundMessage]:
+        if max_messages < 1:
+            raise ValueError("max_messages must be at least 1")
+        async with await self._plain_receiver(queue) as receiver:
+            return [from_received(m) for m in await _peek(receiver, max_messages)]
+
+    async def move(
+        self,
+        source_queue: str,
+        target_queue: str,
+        transform: Callable[[InboundMessage], OutboundMessage | None],
+        *,
+        max_messages: int,
+        dry_run: bool,
+        select: Callable[[InboundMessage], bool] | None = None,
+    ) -> list[MovedMessage]:
+        if max_messages < 1:
+            raise ValueError("max_messages must be at least 1")
+        async with await self._plain_receiver(source_queue) as receiver:
+            peeked = [from_received(m) for m in await _peek(receiver, max_messages)]
+            selected = [m for m in peeked if select is None or select(m)]
+            if dry_run:
+                planned = ((m, transform(m)) for m in selected)
+                return [MovedMessage(m, sent) for m, sent in planned if sent is not None]
+            if not selected:
+                return []
+            async with self._clients.client().get_queue_sender(target_queue) as sender:
+                # Bounded like the other commands, and never below what the peek looked at.
+                rounds = _MAX_ROUNDS + len(peeked)
+                return await self._move(target_queue, receiver, sender, selected, transform, rounds)
+
+    async def _move(
+        self,
+        target: str,
+        receiver: ServiceBusReceiver,
+        sender: ServiceBusSender,
+        selected: Sequence[InboundMessage],
+        transform: Callable[[InboundMessage], OutboundMessage | None],
+        rounds: int,
+    ) -> list[MovedMessage]:
+        """Sends each transform, then completes its source; the others received go back."""
+        wanted = {m.sequence_number for m in selected}
+        held: list[ServiceBusReceivedMessage] = []  # received, neither completed nor abandoned
+        moved: list[MovedMessage] = []
+        sent_ids: set[str] = set()
+        try:
+            for _ in range(rounds):
+                if not wanted:
+                    break
+                # No more than are wanted: each message received on the way counts a delivery.
+                batch = await receiver.receive_messages(
+                    min(_PAGE, len(wanted)), max_wait_time=self._max_wait
+                )
+                if not batch:
+                    break  # the others are locked by another receiver, or scheduled
+                for received in batch:
+                    held.append(received)
+                    sequence_number = received.sequence_number
+                    if sequence_number is None or sequence_number not in wanted:
+                        continue
+                    wanted.discard(sequence_number)
+                    source = from_received(received)
+                    outgoing = transform(source)
+                    if outgoing is None:
+                        continue
+                    if outgoing.message_id not in sent_ids:
+                        try:
+                            await sender.send_messages(to_servicebus_message(outgoing))
+                        except _TRANSPORT_ERRORS as exc:
+                            raise SendError(f"could not move to {target!r}: {exc}") from exc
+                        sent_ids.add(outgoing.message_id)
+                    await receiver.complete_message(received)
+                    held.pop()
+                    moved.append(MovedMessage(source, outgoing))
+        finally:
+            for message in held:
+                with contextlib.suppress(Exception):
+                    await receiver.abandon_message(message)
+        return moved
 
     async def purge(self, queue: str, *, dead_letters: bool) -> int:
         """Receive-and-delete until empty; also cancels the scheduled messages it can see.

@@ -2,12 +2,12 @@
 
 Two adapters implement each: Azure Service Bus (shared/messaging/azure_servicebus.py) and the
 local SQLite broker (local/broker/adapters.py). Receiving belongs to the Functions host, so the
-core needs no receiver port.
+core needs no receiver port; the admin's `move` receives for the operator CLI only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,8 +49,60 @@ class ReplayedMessage:
     dead_letter_reason: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class MovedMessage:
+    """One message sent to the target queue and completed in its source (or that would be, in a
+    dry run). Sources whose transform gave the same message id share one `sent` message."""
+
+    source: InboundMessage
+    sent: OutboundMessage
+
+    @property
+    def sequence_number(self) -> int:
+        return self.source.sequence_number
+
+
 class QueueAdmin(Protocol):
     async def queue_counts(self) -> list[QueueCounts]: ...
+
+    async def peek(self, queue: str, max_messages: int) -> list[InboundMessage]:
+        """Up to `max_messages` of the queue's messages, lowest sequence number first, unchanged.
+
+        What Service Bus's peek shows: active messages, locked ones included, and scheduled ones;
+        never dead letters. Only queues without sessions (Service Bus peeks a session queue one
+        session at a time): a session-enabled queue raises ValueError.
+        """
+        ...
+
+    async def move(
+        self,
+        source_queue: str,
+        target_queue: str,
+        transform: Callable[[InboundMessage], OutboundMessage | None],
+        *,
+        max_messages: int,
+        dry_run: bool,
+        select: Callable[[InboundMessage], bool] | None = None,
+    ) -> list[MovedMessage]:
+        """Moves messages of a queue without sessions to another queue, at least once.
+
+        Looks at the first `max_messages` messages of `source_queue` (as `peek` does) and takes
+        those `select` accepts (all when None). Then it receives them with a peek-lock and, for
+        each, sends `transform(message)` to `target_queue` and completes the source message only
+        once the send succeeded: a crash in between leaves the source message to be moved again.
+        A transform that returns None leaves its message in the source (abandoned). A message id
+        the transform already returned in this call is not sent again: its source is completed,
+        so several sources can be folded into one message. Messages received on the way that were
+        not selected are abandoned at the end; each receive counts as a delivery, as on Service
+        Bus. Selected messages that could not be received (locked by another receiver, scheduled)
+        are left, and missing from the result.
+
+        In a dry run it only peeks (the transform is called on the peeked messages) and returns
+        what it would move; nothing changes. A failed send raises SendError once every message
+        still held is abandoned; those moved before it stay moved. A session-enabled source
+        raises ValueError.
+        """
+        ...
 
     async def peek_dead_letters(self, queue: str, max_messages: int) -> list[InboundMessage]: ...
 

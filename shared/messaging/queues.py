@@ -53,7 +53,9 @@ ORDER_PARKED: Final = QueueSpec(
     name="order-parked",
     requires_session=False,
     lock_duration=timedelta(minutes=1),
-    max_delivery_count=10,
+    # A selective replay receives and puts back the parked messages ahead of the ones it wants;
+    # each time counts as a delivery, so the limit is high enough not to dead-letter them.
+    max_delivery_count=100,
     duplicate_detection_window=timedelta(days=2),
     default_time_to_live=timedelta(days=60),
 )

@@ -12,6 +12,9 @@ and is skipped otherwise:
 - `SERVICEBUS_TEST_QUEUE` (optional): an existing session-enabled queue with duplicate detection
   on, emptied before each test. Without it each test creates a uniquely named queue (`contract-*`,
   auto-deleted when idle) and deletes it afterwards.
+- `SERVICEBUS_TEST_PLAIN_QUEUE` (optional): an existing queue without sessions, emptied before
+  each `peek` and `move` test (the source, as `order-parked` is). Without it those tests create
+  and delete one the same way.
 
 Each case reaches the broker through a driver: the adapters under test, plus a receiver that
 completes what it receives, so that assertions look at what a consumer would see.
@@ -23,6 +26,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -42,7 +46,7 @@ from shared.messaging.azure_servicebus import (
 )
 from shared.messaging.message import InboundMessage, OutboundMessage, PropertyValue
 from shared.messaging.ports import MessageSender, QueueAdmin, QueueCounts, SendError
-from shared.messaging.queues import ORDER_EVENTS
+from shared.messaging.queues import ORDER_EVENTS, ORDER_PARKED
 from shared.messaging.replay import replay_message_id
 
 AZURE_SKIP_REASON = (
@@ -71,6 +75,10 @@ class Driver(Protocol):
 
     async def counts(self, expected: QueueCounts) -> QueueCounts:
         """The queue's counts, once they equal `expected` where the broker reports them late."""
+        ...
+
+    def plain_queue(self) -> AbstractAsyncContextManager[str]:
+        """An empty queue without sessions, for the `peek` and `move` cases."""
         ...
 
 
@@ -126,6 +134,10 @@ class LocalDriver:
         [counts] = await self.admin.queue_counts()
         return counts
 
+    @asynccontextmanager
+    async def plain_queue(self) -> AsyncIterator[str]:
+        yield ORDER_PARKED.name
+
     async def close(self) -> None:
         await self.sender.close()
         await self.admin.close()
@@ -140,8 +152,14 @@ class AzureDriver:
     _WAIT = 3.0
     _COUNTS_TIMEOUT = 60.0
 
-    def __init__(self, queue: str, connection: ServiceBusConnection) -> None:
+    def __init__(
+        self,
+        queue: str,
+        connection: ServiceBusConnection,
+        management: ServiceBusAdministrationClient,
+    ) -> None:
         self.queue = queue
+        self._management = management
         self.sender = AzureServiceBusSender(connection)
         self.admin = AzureQueueAdmin(connection, queues=[queue], max_wait_time=self._WAIT)
         self._credential: DefaultAzureCredential | None = None
@@ -192,6 +210,27 @@ class AzureDriver:
                 return counts
             await asyncio.sleep(1)
 
+    @asynccontextmanager
+    async def plain_queue(self) -> AsyncIterator[str]:
+        configured = os.environ.get("SERVICEBUS_TEST_PLAIN_QUEUE")
+        if configured:
+            await self.admin.purge(configured, dead_letters=False)
+            await self.admin.purge(configured, dead_letters=True)
+            yield configured
+            return
+        name = f"contract-plain-{uuid.uuid4().hex[:12]}"
+        await self._management.create_queue(
+            name,
+            requires_session=False,
+            lock_duration=timedelta(seconds=30),
+            max_delivery_count=10,
+            auto_delete_on_idle=timedelta(minutes=30),
+        )
+        try:
+            yield name
+        finally:
+            await self._management.delete_queue(name)
+
     async def close(self) -> None:
         await self.sender.close()
         await self.admin.close()
@@ -234,7 +273,7 @@ async def azure_driver() -> AsyncIterator[AzureDriver]:
             dead_lettering_on_message_expiration=True,
             auto_delete_on_idle=timedelta(minutes=30),
         )
-    driver = AzureDriver(queue, connection)
+    driver = AzureDriver(queue, connection, management)
     try:
         if configured is not None:
             await driver.admin.purge(queue, dead_letters=False)
@@ -253,6 +292,12 @@ async def azure_driver() -> AsyncIterator[AzureDriver]:
 def driver(request: pytest.FixtureRequest) -> Driver:
     fixture: Driver = request.getfixturevalue(f"{request.param}_driver")
     return fixture
+
+
+@pytest.fixture
+async def plain_queue(driver: Driver) -> AsyncIterator[str]:
+    async with driver.plain_queue() as name:
+        yield name
 
 
 def new_session() -> str:
@@ -438,3 +483,158 @@ async def test_counts_reflect_active_scheduled_and_dead_letters(driver: Driver) 
 
     expected = QueueCounts(driver.queue, active=2, scheduled=1, dead_letter=1)
     assert await driver.counts(expected) == expected
+
+
+# -- peek and move (a queue without sessions, as order-parked, to the session queue) -------------
+
+
+def routed(name: str, session_id: str) -> OutboundMessage:
+    """A message for the plain queue that names the session `to_session` moves it to."""
+    return message(name, None, application_properties={"to": session_id, "name": name})
+
+
+def to_session(source: InboundMessage) -> OutboundMessage:
+    return OutboundMessage(
+        body=source.body,
+        message_id=f"moved-{source.message_id}",
+        session_id=str(source.application_properties["to"]),
+        application_properties={"moved_from": source.message_id},
+        correlation_id=source.correlation_id,
+    )
+
+
+async def test_peek_shows_a_queue_in_order_without_changing_it(
+    driver: Driver, plain_queue: str
+) -> None:
+    session = new_session()
+    sent = [routed(name, session) for name in ("m1", "m2", "m3")]
+    await driver.sender.send(plain_queue, sent)
+
+    peeked = await driver.admin.peek(plain_queue, 10)
+
+    assert [m.message_id for m in peeked] == [m.message_id for m in sent]
+    assert [m.body for m in peeked] == [b"m1", b"m2", b"m3"]
+    assert dict(peeked[0].application_properties) == {"to": session, "name": "m1"}
+    assert [m.delivery_count for m in peeked] == [0, 0, 0]
+    assert peeked == sorted(peeked, key=lambda m: m.sequence_number)
+    first_two = await driver.admin.peek(plain_queue, 2)
+    assert [m.message_id for m in first_two] == [m.message_id for m in sent[:2]]
+    again = await driver.admin.peek(plain_queue, 10)
+    assert [(m.message_id, m.delivery_count) for m in again] == [(m.message_id, 0) for m in sent]
+
+
+async def test_peek_and_move_refuse_a_session_queue(driver: Driver, plain_queue: str) -> None:
+    with pytest.raises(ValueError, match="requires sessions"):
+        await driver.admin.peek(driver.queue, 10)
+    with pytest.raises(ValueError, match="requires sessions"):
+        await driver.admin.move(
+            driver.queue, plain_queue, to_session, max_messages=10, dry_run=True
+        )
+
+
+async def test_move_dry_run_changes_nothing(driver: Driver, plain_queue: str) -> None:
+    session = new_session()
+    sent = [routed("m1", session), routed("m2", session)]
+    await driver.sender.send(plain_queue, sent)
+
+    planned = await driver.admin.move(
+        plain_queue, driver.queue, to_session, max_messages=10, dry_run=True
+    )
+
+    assert [p.source.message_id for p in planned] == [m.message_id for m in sent]
+    assert [p.sent.message_id for p in planned] == [f"moved-{m.message_id}" for m in sent]
+    assert all(p.sent.session_id == session for p in planned)
+    assert await driver.receive(session) == []
+    left = await driver.admin.peek(plain_queue, 10)
+    assert [(m.message_id, m.delivery_count) for m in left] == [(m.message_id, 0) for m in sent]
+
+
+async def test_move_sends_the_selected_then_completes_them_and_leaves_the_rest(
+    driver: Driver, plain_queue: str
+) -> None:
+    a, b = new_session(), new_session()
+    a1, b1, a2 = routed("a1", a), routed("b1", b), routed("a2", a)
+    await driver.sender.send(plain_queue, [a1, b1, a2])
+
+    moved = await driver.admin.move(
+        plain_queue,
+        driver.queue,
+        to_session,
+        max_messages=10,
+        dry_run=False,
+        select=lambda m: m.application_properties["to"] == a,
+    )
+
+    assert [m.source.message_id for m in moved] == [a1.message_id, a2.message_id]
+    assert [m.sent.message_id for m in moved] == [
+        f"moved-{a1.message_id}",
+        f"moved-{a2.message_id}",
+    ]
+    assert [m.message_id for m in await driver.admin.peek(plain_queue, 10)] == [b1.message_id]
+    copies = await driver.receive(a)
+    assert [(c.body, c.message_id) for c in copies] == [
+        (b"a1", moved[0].sent.message_id),
+        (b"a2", moved[1].sent.message_id),
+    ]
+    assert copies[0].application_properties["moved_from"] == a1.message_id
+    assert await driver.receive(b) == []
+
+
+async def test_move_leaves_a_message_whose_transform_gives_none(
+    driver: Driver, plain_queue: str
+) -> None:
+    session = new_session()
+    keep, go = routed("keep", session), routed("go", session)
+    await driver.sender.send(plain_queue, [keep, go])
+
+    moved = await driver.admin.move(
+        plain_queue,
+        driver.queue,
+        lambda m: None if m.body == b"keep" else to_session(m),
+        max_messages=10,
+        dry_run=False,
+    )
+
+    assert [m.source.message_id for m in moved] == [go.message_id]
+    assert [m.body for m in await driver.receive(session)] == [b"go"]
+    [left] = await driver.admin.peek(plain_queue, 10)
+    assert left.message_id == keep.message_id
+
+
+async def test_move_sends_a_repeated_message_once_and_completes_every_source(
+    driver: Driver, plain_queue: str
+) -> None:
+    session = new_session()
+    await driver.sender.send(plain_queue, [routed("p1", session), routed("p2", session)])
+    folded = OutboundMessage(body=b"one", message_id=f"one-{uuid.uuid4().hex}", session_id=session)
+
+    moved = await driver.admin.move(
+        plain_queue, driver.queue, lambda m: folded, max_messages=10, dry_run=False
+    )
+
+    assert [m.sent for m in moved] == [folded, folded]
+    assert [m.body for m in await driver.receive(session)] == [b"one"]
+    assert await driver.admin.peek(plain_queue, 10) == []
+
+
+async def test_move_completes_a_message_only_after_its_send_succeeded(
+    driver: Driver, plain_queue: str
+) -> None:
+    session = new_session()
+    good, bad = routed("good", session), routed("bad", session)
+    await driver.sender.send(plain_queue, [good, bad])
+
+    def transform(source: InboundMessage) -> OutboundMessage:
+        copy = to_session(source)
+        if source.body == b"bad":  # the target requires sessions: the send is refused
+            return OutboundMessage(body=copy.body, message_id=copy.message_id)
+        return copy
+
+    with pytest.raises(SendError):
+        await driver.admin.move(
+            plain_queue, driver.queue, transform, max_messages=10, dry_run=False
+        )
+
+    assert [m.body for m in await driver.receive(session)] == [b"good"]
+    [left] = await driver.admin.peek(plain_queue, 10)
+    assert left.message_id == bad.message_id
