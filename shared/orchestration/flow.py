@@ -146,6 +146,9 @@ class FulfillmentPolicy(_Strict):
 
 
 class StatusPolicy(_Strict):
+    # Statuses in which an order is ready to be validated and sourced (when the mapping's status
+    # rule holds nothing): Awaiting Pickup, Awaiting Shipment, Awaiting Fulfillment.
+    ready: tuple[int, ...] = (8, 9, 11)
     on_hold: int = Field(default=12, ge=0, le=14)
     released: int = Field(default=11, ge=0, le=14)
     completed: int | None = Field(default=10, ge=0, le=14)

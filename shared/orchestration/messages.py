@@ -122,18 +122,22 @@ def _from_webhook(
 
 def _from_connector(document: Mapping[str, Any], message_id: str) -> OrderMessage:
     try:
+        if document["trigger"] not in {t.value for t in Trigger}:
+            raise ValueError(f"trigger {document['trigger']!r}")
         trigger = Trigger(document["trigger"])
         store_hash = document["store_hash"]
         order_id = document["order_id"]
         attempt = document.get("attempt", 0)
         if not isinstance(store_hash, str) or not store_hash:
             raise ValueError("store_hash")
-        if not isinstance(order_id, int) or order_id <= 0:
+        if not isinstance(order_id, int) or isinstance(order_id, bool) or order_id <= 0:
             raise ValueError("order_id")
-        if not isinstance(attempt, int) or attempt < 0:
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
             raise ValueError("attempt")
-    except (KeyError, ValueError) as exc:
-        raise MessageFormatError(f"message {message_id}: {SCHEMA} field {exc} invalid") from None
+    except KeyError as exc:
+        raise MessageFormatError(f"message {message_id}: {SCHEMA} lacks {exc}") from None
+    except ValueError as exc:
+        raise MessageFormatError(f"message {message_id}: {SCHEMA} has an invalid {exc}") from None
     return OrderMessage(
         trigger=trigger,
         store_hash=store_hash,

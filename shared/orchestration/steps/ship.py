@@ -1,0 +1,150 @@
+"""Shipment sync (Dataverse → BigCommerce): a fulfillment order marked shipped becomes a
+BigCommerce shipment of exactly its lines and quantities.
+
+Safe to repeat: before creating a shipment the step looks for one BigCommerce already has with
+the same address, items and tracking number (a create whose reply was lost, or a crash before the
+id was recorded), and records the shipment id in Dataverse after each one, one change set per
+fulfillment order. Split orders give one shipment per fulfillment order; a fulfillment order
+whose lines span several shipping addresses gives one per address. The shipment is created
+first, then the status is corrected if BigCommerce did not move it (bigcommerce/docs#589).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from decimal import Decimal
+
+from shared.bigcommerce.models import Shipment
+from shared.bigcommerce.requests import ShipmentCreate, ShipmentLine
+from shared.orchestration.context import OrderContext
+from shared.orchestration.failures import DataError
+from shared.orchestration.records import FulfillmentRecord, Lifecycle, SalesOrderRecord
+from shared.orchestration.steps.readiness import is_cancelled
+from shared.orchestration.steps.result import StepResult
+
+SHIPPED, PARTIALLY_SHIPPED = 2, 3
+Items = Counter[tuple[int, int]]  # (order product id, quantity) -> count
+
+
+async def ship(ctx: OrderContext) -> StepResult:
+    record = ctx.record
+    if record is None:
+        return StepResult.skipped("no salesorder")
+    pending = sorted(
+        (f for f in record.fulfillments if f.awaiting_shipment_sync), key=lambda f: f.key
+    )
+    if not pending:
+        return StepResult.skipped("no shipped fulfillment order to sync")
+    if is_cancelled(record):
+        return StepResult.skipped("order cancelled: shipments are not created")
+    bundle = await ctx.bundle()
+    address_of = {p.id: p.order_address_id for p in bundle.products}
+    created: list[str] = []
+    for fulfillment in pending:
+        shipment_ids = []
+        for address_id, lines in _by_address(fulfillment, address_of).items():
+            shipment = await _ensure_shipment(ctx, fulfillment, address_id, lines)
+            shipment_ids.append(shipment.id)
+        ctx.writes.update_fulfillment(
+            ctx.store_hash, fulfillment.key, bc_shipment_id=shipment_ids[0]
+        )
+        record = _shipped(record, fulfillment, shipment_ids[0])
+        for line in record.lines:
+            ctx.writes.update_line(
+                ctx.store_hash, line.order_product_id, quantity_shipped=line.quantity_shipped
+            )
+        await ctx.writes.commit()
+        ctx.remember(record)
+        created.append(f"{fulfillment.key} -> shipment {', '.join(map(str, shipment_ids))}")
+    await _settle_status(ctx, record)
+    return StepResult.done("; ".join(created))
+
+
+def _shipped_quantities(fulfillment: FulfillmentRecord) -> list[tuple[int, Decimal]]:
+    """Lines and quantities to ship: the shipped quantities when the warehouse gave any, else
+    the whole fulfillment order."""
+    given = [
+        (x.order_product_id, x.quantity_shipped)
+        for x in fulfillment.lines
+        if x.quantity_shipped > 0
+    ]
+    if given:
+        return given
+    return [(x.order_product_id, x.quantity) for x in fulfillment.lines if x.quantity > 0]
+
+
+def _by_address(
+    fulfillment: FulfillmentRecord, address_of: Mapping[int, int | None]
+) -> dict[int, list[tuple[int, Decimal]]]:
+    groups: dict[int, list[tuple[int, Decimal]]] = {}
+    for product_id, quantity in _shipped_quantities(fulfillment):
+        address = address_of.get(product_id)
+        if address is None:
+            raise DataError(f"order product {product_id} has no shipping address in BigCommerce")
+        groups.setdefault(address, []).append((product_id, quantity))
+    return groups
+
+
+async def _ensure_shipment(
+    ctx: OrderContext,
+    fulfillment: FulfillmentRecord,
+    address_id: int,
+    lines: Sequence[tuple[int, Decimal]],
+) -> Shipment:
+    wanted: Items = Counter((product_id, int(quantity)) for product_id, quantity in lines)
+    tracking = (fulfillment.tracking_number or "").strip()
+    for existing in await ctx.shipments():
+        items: Items = Counter((i.order_product_id, i.quantity) for i in existing.items)
+        if (
+            existing.order_address_id == address_id
+            and items == wanted
+            and (existing.tracking_number or "").strip() == tracking
+        ):
+            return existing
+    request = ShipmentCreate(
+        order_address_id=address_id,
+        items=[ShipmentLine(order_product_id=p, quantity=int(q)) for p, q in lines],
+        tracking_number=tracking or None,
+        tracking_carrier=(fulfillment.carrier or None),
+        comments=f"Fulfillment order {fulfillment.key} from {fulfillment.source}",
+    )
+    shipment = await ctx.storefront.create_shipment(ctx.order_id, request)
+    ctx.shipment_created(shipment)
+    write = f"shipment {shipment.id} for {fulfillment.key}"
+    ctx.bigcommerce_writes.append(write)
+    ctx.journal_write("bigcommerce shipment", write)
+    return shipment
+
+
+def _shipped(
+    record: SalesOrderRecord, fulfillment: FulfillmentRecord, shipment_id: int
+) -> SalesOrderRecord:
+    shipped = dict(_shipped_quantities(fulfillment))
+    lines = tuple(
+        replace(
+            line,
+            quantity_shipped=line.quantity_shipped + shipped.get(line.order_product_id, Decimal(0)),
+        )
+        for line in record.lines
+    )
+    fulfillments = tuple(
+        replace(f, bc_shipment_id=shipment_id) if f.key == fulfillment.key else f
+        for f in record.fulfillments
+    )
+    return replace(record, lines=lines, fulfillments=fulfillments)
+
+
+async def _settle_status(ctx: OrderContext, record: SalesOrderRecord) -> None:
+    """After the shipments: the lifecycle, and BigCommerce's status if it did not move itself."""
+    everything = all(line.open_quantity == 0 for line in record.lines)
+    lifecycle = Lifecycle.SHIPPED if everything else Lifecycle.PARTIALLY_SHIPPED
+    order = await ctx.fresh_order()
+    ctx.note_bigcommerce(order)
+    ctx.writes.update_order(ctx.store_hash, ctx.order_id, lifecycle=lifecycle)
+    ctx.remember(replace(ctx.record or record, lifecycle=lifecycle))
+    await ctx.writes.commit()
+    wanted = SHIPPED if everything else PARTIALLY_SHIPPED
+    if order.status_id != wanted and order.status_id not in (SHIPPED, 10):
+        await ctx.set_status(wanted)
