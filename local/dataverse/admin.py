@@ -3,7 +3,8 @@
 * `GET  /__sim/tables`: every table with its entity set, row count and keys' index status.
 * `GET  /__sim/keys`; `POST /__sim/keys/activate` `{table?, key?}`: finish index jobs now
   (Pending, InProgress or Failed keys become Active, or Failed if their columns hold duplicates).
-* `POST /__sim/provision`: add every schema.py table, column and key that is missing, keys Active.
+* `POST /__sim/provision`: add every schema.py table, column and key that is missing, keys Active,
+  and the reference rows the default mapping binds to (price list, unit).
 * `GET/POST/DELETE /__sim/faults` `{path_prefix, status, count?, method?, kind?: status|timeout,
   delay_ms?, limit?: requests|execution|concurrency, retry_after?}`.
 * `GET/PUT /__sim/settings` `{latency_ms?: "150,30", request_limit?: "6000/300",

@@ -3,8 +3,9 @@
 Serves the tables of shared/dataverse/schema.py (plus transactioncurrency) from SQLite with
 the Web API's documented behaviour: create/update/upsert by primary or alternate key with the
 documented status matrix, deep insert, `@odata.bind`, `$batch` with change sets, OData queries
-with paging and change tracking, table definitions (EntityDefinitions, Attributes, Keys,
-RelationshipDefinitions), service protection limits, `WhoAmI`. Requests carry `Authorization:
+(with the `In` / `NotIn` query functions) with paging and change tracking, table definitions
+(EntityDefinitions, Attributes, Keys, RelationshipDefinitions), the `FulfillSalesOrder` and
+`CancelSalesOrder` actions, service protection limits, `WhoAmI`. Requests carry `Authorization:
 Bearer <LOCAL_DATAVERSE_TOKEN>`. Also `/_standin/health` and the admin API under `/__sim`
 (see admin.py); settings in config.py. Run alone with `python -m local.dataverse --port PORT`.
 """
@@ -23,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from local.dataverse import admin
+from local.dataverse import admin, service_endpoint
 from local.dataverse.config import StandinSettings
 from local.dataverse.keys import API_ROOT
 from local.dataverse.messages import ApiRequest
@@ -54,6 +55,7 @@ def build_app(
 ) -> Starlette:
     settings = settings or StandinSettings.from_env(os.environ if environ is None else environ)
     standin = StandIn(settings, clock) if clock is not None else StandIn(settings)
+    service_endpoint.attach_from_env(standin.store, os.environ if environ is None else environ)
 
     async def api(request: Request) -> Response:
         path = request.url.path

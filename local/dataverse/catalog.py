@@ -11,6 +11,10 @@ Standard knowledge schema.py does not carry, kept here:
 - `contact.fullname` is computed from first and last name;
 - `transactioncurrency` exists (salesorder.transactioncurrencyid points at it), with one row;
 - every table has `createdon`, `modifiedon` and `versionnumber`.
+
+Reference rows the default mapping binds to (shared/mapping/default_mapping.yaml: the price list
+"BigCommerce", the unit "Primary Unit") are in `REFERENCE_ROWS`: a provisioned environment has
+them, as one set up for the connector would; products are left to whoever runs the stand-in.
 """
 
 from __future__ import annotations
@@ -31,6 +35,20 @@ SYSTEM_COLUMNS: Final = ("createdon", "modifiedon", "versionnumber")
 POLYMORPHIC: Final = {("salesorder", "customerid"): ("account", "contact")}
 CURRENCY_TABLE: Final = "transactioncurrency"
 BASE_CURRENCY_ID: Final = str(uuid.uuid5(uuid.NAMESPACE_URL, "local-dataverse/currency/USD"))
+
+
+def _reference_id(table: str, name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"local-dataverse/{table}/{name}"))
+
+
+# (table, row): the rows a provisioned environment holds for the default mapping to bind to.
+REFERENCE_ROWS: Final = (
+    (
+        "pricelevel",
+        {"pricelevelid": _reference_id("pricelevel", "BigCommerce"), "name": "BigCommerce"},
+    ),
+    ("uom", {"uomid": _reference_id("uom", "Primary Unit"), "name": "Primary Unit"}),
+)
 
 
 def metadata_id(*parts: str) -> str:

@@ -1,7 +1,11 @@
 """OData system query options as the Web API supports them (webapi/query/*).
 
 `$filter`: eq ne gt ge lt le, and or not, parentheses, contains/startswith/endswith, literals
-(single-quoted strings with `''`, numbers, true/false, null, bare GUIDs and date-times).
+(single-quoted strings with `''`, numbers, true/false, null, bare GUIDs and date-times), and the
+Dataverse query functions `Microsoft.Dynamics.CRM.In` / `NotIn` with named parameters
+(`In(PropertyName='productnumber',PropertyValues=['A','B'])`; webapi/query/filter-rows.md,
+"Dataverse query functions"; the values are strings whatever the column's type, so `'3'` matches
+a whole number 3). Other query functions are refused with a 400 naming them.
 Comparisons follow SQL's three-valued logic, as Dataverse's do: a comparison with a null column
 is unknown (neither true nor false), so `ne 'x'` does not match nulls; `eq null` finds them.
 Strings compare case-insensitively.
@@ -13,6 +17,7 @@ with `Prefer: odata.maxpagesize` and `@odata.nextLink` only.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,16 +31,19 @@ _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
   | (?P<string>'(?:[^']|'')*')
+  | (?P<dstring>"(?:[^"\\]|\\.)*")
   | (?P<datetime>\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)
   | (?P<guid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})
   | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[mMdDfFlL]?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_./]*)
-  | (?P<punct>[(),])
+  | (?P<punct>[(),\[\]=])
     """,
     re.VERBOSE,
 )
 COMPARISONS = ("eq", "ne", "gt", "ge", "lt", "le")
 FUNCTIONS = ("contains", "startswith", "endswith")
+QUERY_FUNCTION_NAMESPACE = "microsoft.dynamics.crm."
+QUERY_FUNCTIONS = {"in": "In", "notin": "NotIn"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +72,15 @@ class Func:
 
 
 @dataclass(frozen=True, slots=True)
+class QueryFunction:
+    """`Microsoft.Dynamics.CRM.In` / `NotIn`: the property and the values it is compared with."""
+
+    name: str  # In, NotIn
+    prop: Prop
+    values: tuple[Literal, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class BoolOp:
     op: str  # and / or
     left: Node
@@ -75,7 +92,7 @@ class Not:
     operand: Node
 
 
-Node = Compare | Func | BoolOp | Not
+Node = Compare | Func | QueryFunction | BoolOp | Not
 
 
 def _syntax(text: str, detail: str = "") -> errors.DataverseError:
@@ -154,6 +171,12 @@ class _Parser:
             return node
         if token is not None and token[0] == "name" and token[1].lower() in FUNCTIONS:
             return self.function()
+        if (
+            token is not None
+            and token[0] == "name"
+            and token[1].lower().startswith(QUERY_FUNCTION_NAMESPACE)
+        ):
+            return self.query_function()
         left = self.operand()
         op = self.take()
         if op[0] != "name" or op[1].lower() not in COMPARISONS:
@@ -170,6 +193,64 @@ class _Parser:
         if not isinstance(prop, Prop) or not isinstance(arg, Literal) or arg.kind != "string":
             raise _syntax(self.text, f"{name} takes a property and a string")
         return Func(name, prop, arg)
+
+    def query_function(self) -> QueryFunction:
+        full = self.take()[1]
+        name = QUERY_FUNCTIONS.get(full[len(QUERY_FUNCTION_NAMESPACE) :].lower())
+        if name is None:
+            raise errors.bad_request(
+                f"The query function '{full}' is not supported by this Web API stand-in "
+                f"(supported: {', '.join(QUERY_FUNCTIONS.values())})."
+            )
+        self.expect("(")
+        parameters: dict[str, Literal | tuple[Literal, ...]] = {}
+        while True:
+            kind, parameter = self.take()
+            if kind != "name":
+                raise _syntax(self.text, f"expected a parameter name in {name}")
+            self.expect("=")
+            parameters[parameter.lower()] = self.parameter_value()
+            closing = self.take()[1]
+            if closing == ")":
+                break
+            if closing != ",":
+                raise _syntax(self.text, f"expected ',' or ')' in {name}")
+        prop = parameters.get("propertyname")
+        values = parameters.get("propertyvalues")
+        if not isinstance(prop, Literal) or prop.kind != "string" or not isinstance(values, tuple):
+            raise errors.bad_request(
+                f"{name} needs PropertyName='<column>' and PropertyValues=[...] in $filter "
+                f"'{self.text}'."
+            )
+        return QueryFunction(name, Prop(str(prop.value)), values)
+
+    def parameter_value(self) -> Literal | tuple[Literal, ...]:
+        token = self.peek()
+        if token is None or token[1] != "[":
+            value = self.operand()
+            if not isinstance(value, Literal):
+                raise _syntax(self.text, "a query function parameter must be a literal")
+            return value
+        self.take()
+        items: list[Literal] = []
+        while True:
+            kind, text = self.take()
+            if text == "]" and not items:
+                break
+            if kind == "dstring":
+                items.append(Literal("string", json.loads(text)))
+            else:
+                self.i -= 1
+                item = self.operand()
+                if not isinstance(item, Literal):
+                    raise _syntax(self.text, "PropertyValues holds literals only")
+                items.append(item)
+            closing = self.take()[1]
+            if closing == "]":
+                break
+            if closing != ",":
+                raise _syntax(self.text, "expected ',' or ']' in PropertyValues")
+        return tuple(items)
 
     def operand(self) -> Prop | Literal:
         kind, text = self.take()
@@ -291,6 +372,8 @@ def bind(node: Node, resolve: Resolver, get: Getter, text: str) -> Predicate:
             return None if result is None else not result
 
         return negate
+    if isinstance(node, QueryFunction):
+        return _membership(node, resolve, get)
     if isinstance(node, Func):
         name = node.prop.name
         kind = resolve(name)
@@ -331,6 +414,40 @@ def bind(node: Node, resolve: Resolver, get: Getter, text: str) -> Predicate:
         return lambda row: (get(row, prop) is None) == wanted
     constant = _coerce(right_side, kind, text)
     return lambda row: _compare(op, get(row, prop), constant)
+
+
+def _member_value(value: Any, kind: str) -> Any:
+    """A PropertyValues item or a row value, in one comparable form for a column of `kind`."""
+    if value is None:
+        return None
+    if kind in ("integer", "bigint", "decimal", "money"):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None
+    if kind == "boolean":
+        return str(value).strip().lower() in ("true", "1")
+    if kind == "datetime":
+        try:
+            return values.parse_datetime(str(value))
+        except ValueError:
+            return None
+    return str(value).casefold()
+
+
+def _membership(node: QueryFunction, resolve: Resolver, get: Getter) -> Predicate:
+    name = node.prop.name
+    kind = resolve(name)
+    wanted = {_member_value(v.value, kind) for v in node.values if v.kind != "null"}
+    inside = node.name == "In"
+
+    def member(row: dict[str, Any]) -> bool | None:
+        value = _member_value(get(row, name), kind)
+        if value is None:
+            return None
+        return (value in wanted) == inside
+
+    return member
 
 
 # --- $select, $orderby, $expand -----------------------------------------------------------

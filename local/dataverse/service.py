@@ -8,6 +8,7 @@ Resources below `/api/data/v9.2/`:
 - `<set>(<key>)/<single-valued nav>/$ref`: PUT `{"@odata.id": ...}`, DELETE;
 - `<set>(<key>)/<collection nav>`: GET (query), POST (create a child);
 - `EntityDefinitions...`, `RelationshipDefinitions`: see metadata.py; `$batch`: batch.py;
+- `FulfillSalesOrder`, `CancelSalesOrder`: POST, the unbound actions of actions.py;
 - `WhoAmI`, `$metadata` (a CSDL outline), and the service document.
 Every write runs in a savepoint, so a failing deep insert leaves nothing behind.
 """
@@ -18,7 +19,7 @@ import logging
 import uuid
 from typing import Final
 
-from local.dataverse import batch, csdl, errors, keys
+from local.dataverse import actions, batch, csdl, errors, keys
 from local.dataverse.catalog import Entity
 from local.dataverse.keys import KeyRef, Segment
 from local.dataverse.messages import (
@@ -85,6 +86,11 @@ class Service:
             return self._who_am_i(request)
         if head.name == "$metadata" and len(segments) == 1:
             return csdl.document(self.store.catalog)
+        if head.name in actions.ACTIONS and len(segments) == 1 and head.key is None:
+            if request.method != "POST":
+                raise _not_allowed(request.method)
+            with self.store.savepoint():
+                return actions.run(self.store, request, head.name)
         if head.name in _METADATA_SETS:
             if request.method == "GET":
                 return self.metadata.handle(request, segments)

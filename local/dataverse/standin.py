@@ -86,7 +86,8 @@ class StandIn:
         self.requests.clear()
 
     def provision(self) -> None:
-        """Adds every schema.py table, column and key that is missing; all keys end Active."""
+        """Adds every schema.py table, column and key that is missing, all keys ending Active,
+        and the reference rows of a provisioned environment (catalog.REFERENCE_ROWS)."""
         store = self.store
         with store.lock, store.savepoint():
             wanted = cat.seed(provisioned=True, iom=self.settings.iom, started=store.clock())
@@ -107,6 +108,7 @@ class StandIn:
                     if key.status != cat.STATUS_ACTIVE:
                         store.activate_key(entity, key)
                 store.save_entity(entity)
+            store.seed_reference_rows()
 
     # --- the gateway ------------------------------------------------------------------------
 

@@ -81,6 +81,8 @@ class Store:
         self.catalog: dict[str, Entity] = {}
         self._depth = 0
         self._names = 0
+        # Called after each outermost savepoint commits (service_endpoint.py posts the changes).
+        self.on_commit: Callable[[], None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -136,6 +138,17 @@ class Store:
                     "currencysymbol": "$",
                 },
             )
+            if provisioned:
+                self.seed_reference_rows()
+
+    def seed_reference_rows(self) -> None:
+        """Adds the rows of `catalog.REFERENCE_ROWS` that are missing (by primary id)."""
+        with self.lock, self.savepoint():
+            for table, row in cat.REFERENCE_ROWS:
+                entity = self.catalog.get(table)
+                if entity is None or self.fetch(entity, row[entity.primary_id]) is not None:
+                    continue
+                self.insert(entity, dict(row))
 
     def reload_catalog(self) -> None:
         with self.lock:
@@ -163,6 +176,8 @@ class Store:
                 raise
             self.conn.execute(f"RELEASE {name}")
             self._depth -= 1
+            if self._depth == 0 and self.on_commit is not None:
+                self.on_commit()
 
     # --- metadata ---------------------------------------------------------------------------
 

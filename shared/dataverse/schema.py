@@ -4,7 +4,9 @@ Provisioning (the operator CLI) creates what is missing from this declaration, t
 stand-in serves its entity sets from it, and the mapping writes only columns named here. Standard
 tables (salesorder, salesorderdetail, contact, account, product, pricelevel, uom) and IOM's
 fulfillment tables are not created, only extended with our columns and alternate keys; our own
-journal table is created whole.
+tables are created whole: the order journal, refunds and their lines (BigCommerce refunds have no
+standard Dataverse home), inventory levels (what a `dataverse` fulfillment source has on hand) and
+sync state (checkpoints such as change-tracking delta links).
 
 Every write is an upsert by an alternate key, so redelivered messages are harmless:
 - customer (contact): store + customer key (the BigCommerce customer id, or a guest's lower-cased
@@ -13,7 +15,9 @@ Every write is an upsert by an alternate key, so redelivered messages are harmle
 - salesorder: store + BigCommerce order id;
 - salesorderdetail: store + BigCommerce order product id;
 - fulfillment order: store + fulfillment key ("<order id>-<n>"); its lines: store + line key;
-- journal entry: its message id.
+- refund: store + BigCommerce refund id; its lines: store + "<refund id>-<item type>-<item id>";
+- journal entry: its message id;
+- inventory level: source + SKU; sync state: its name.
 Key values must avoid the characters Dataverse cannot address by key (/ < > * % & : \\ ? +), so
 whoever builds a key value (the mapping) escapes them; e-mail addresses are the usual case.
 """
@@ -157,6 +161,8 @@ SALESORDER: Final = Table(
         _ours("bcdatemodified", "datetime", label="BigCommerce date modified"),
         _ours("channelid", "integer", label="BigCommerce channel id"),
         _ours("holdreason", "memo", max_length=4000, label="Why the order is on hold"),
+        # shared.orchestration.records.Lifecycle values; null reads as "received".
+        _ours("lifecycle", "string", max_length=30, label="Connector lifecycle"),
     ),
     keys=(
         AlternateKey(
@@ -178,6 +184,7 @@ SALESORDERDETAIL: Final = Table(
         Column("productdescription", "string", ours=False, max_length=500),
         Column("quantity", "decimal", ours=False),
         Column("quantityshipped", "decimal", ours=False),
+        Column("quantitycancelled", "decimal", ours=False),
         Column("priceperunit", "money", ours=False),
         Column("manualdiscountamount", "money", ours=False),
         Column("tax", "money", ours=False),
@@ -241,6 +248,7 @@ FULFILLMENT_ORDER: Final = Table(
         _ours("carrier", "string", max_length=100, label="Carrier"),
         _ours("shipped", "boolean", label="Shipped"),
         _ours("bcshipmentid", "integer", label="BigCommerce shipment id"),
+        _ours("cancelled", "boolean", label="Cancelled"),
     ),
     keys=(
         AlternateKey(
@@ -295,6 +303,82 @@ JOURNAL: Final = Table(
     keys=(AlternateKey(PREFIX + "orderjournal_message", (PREFIX + "messageid",)),),
 )
 
+ORDER_REFUND: Final = Table(
+    logical_name=PREFIX + "orderrefund",
+    entity_set=PREFIX + "orderrefunds",
+    primary_id=PREFIX + "orderrefundid",
+    primary_name=PREFIX + "name",
+    ours=True,
+    columns=(
+        _ours("name", "string", max_length=200, label="Refund"),
+        STORE_HASH,
+        _ours("refundid", "integer", label="BigCommerce refund id"),
+        _ours("bcorderid", "integer", label="BigCommerce order id"),
+        _ours("salesorder", "lookup", target="salesorder", label="Sales order"),
+        _ours("totalamount", "money", label="Total amount"),
+        _ours("totaltax", "money", label="Total tax"),
+        _ours("reason", "memo", max_length=1000, label="Reason"),
+        _ours("refundedon", "datetime", label="Refunded on"),
+    ),
+    keys=(
+        AlternateKey(PREFIX + "orderrefund_refund", (STORE_HASH.logical_name, PREFIX + "refundid")),
+    ),
+)
+
+ORDER_REFUND_LINE: Final = Table(
+    logical_name=PREFIX + "orderrefundline",
+    entity_set=PREFIX + "orderrefundlines",
+    primary_id=PREFIX + "orderrefundlineid",
+    primary_name=PREFIX + "name",
+    ours=True,
+    columns=(
+        _ours("name", "string", max_length=200, label="Refund line"),
+        STORE_HASH,
+        _ours("refundlinekey", "string", max_length=80, label="Refund line key"),
+        _ours("orderrefund", "lookup", target=PREFIX + "orderrefund", label="Refund"),
+        # Set for PRODUCT items only: the other item types are not order lines.
+        _ours("salesorderdetail", "lookup", target="salesorderdetail", label="Order line"),
+        _ours("itemtype", "string", max_length=20, label="Item type"),
+        _ours("itemid", "integer", label="Item id"),
+        _ours("quantity", "decimal", label="Quantity"),
+        _ours("amount", "money", label="Amount"),
+    ),
+    keys=(
+        AlternateKey(
+            PREFIX + "orderrefundline_key", (STORE_HASH.logical_name, PREFIX + "refundlinekey")
+        ),
+    ),
+)
+
+INVENTORY_LEVEL: Final = Table(
+    logical_name=PREFIX + "inventorylevel",
+    entity_set=PREFIX + "inventorylevels",
+    primary_id=PREFIX + "inventorylevelid",
+    primary_name=PREFIX + "name",
+    ours=True,
+    columns=(
+        _ours("name", "string", max_length=400, label="Inventory level"),
+        _ours("source", "string", max_length=100, label="Fulfillment source"),
+        _ours("sku", "string", max_length=255, label="SKU"),
+        _ours("available", "decimal", label="Available"),
+    ),
+    keys=(AlternateKey(PREFIX + "inventorylevel_sku", (PREFIX + "source", PREFIX + "sku")),),
+)
+
+SYNC_STATE: Final = Table(
+    logical_name=PREFIX + "syncstate",
+    entity_set=PREFIX + "syncstates",
+    primary_id=PREFIX + "syncstateid",
+    primary_name=PREFIX + "name",
+    ours=True,
+    columns=(
+        _ours("name", "string", max_length=200, label="Name"),
+        # 1,048,576 characters: the most a multiple-lines-of-text column holds.
+        _ours("value", "memo", max_length=1_048_576, label="Value"),
+    ),
+    keys=(AlternateKey(PREFIX + "syncstate_name", (PREFIX + "name",)),),
+)
+
 SCHEMA: Final[tuple[Table, ...]] = (
     CONTACT,
     ACCOUNT,
@@ -306,6 +390,10 @@ SCHEMA: Final[tuple[Table, ...]] = (
     FULFILLMENT_ORDER,
     FULFILLMENT_ORDER_DETAIL,
     JOURNAL,
+    ORDER_REFUND,
+    ORDER_REFUND_LINE,
+    INVENTORY_LEVEL,
+    SYNC_STATE,
 )
 
 

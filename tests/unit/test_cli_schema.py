@@ -57,8 +57,15 @@ def test_check_json_is_machine_readable(
 
     body = json.loads(capsys.readouterr().out)
     assert body["in_sync"] is False
-    [journal] = [d for d in body["differences"] if d["subject"] == "table"]
-    assert journal == {
+    tables = {d["table"]: d for d in body["differences"] if d["subject"] == "table"}
+    assert set(tables) == {
+        "bciom_orderjournal",
+        "bciom_orderrefund",
+        "bciom_orderrefundline",
+        "bciom_inventorylevel",
+        "bciom_syncstate",
+    }
+    assert tables["bciom_orderjournal"] == {
         "table": "bciom_orderjournal",
         "subject": "table",
         "severity": "create",

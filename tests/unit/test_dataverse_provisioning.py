@@ -25,10 +25,14 @@ from shared.dataverse.schema import (
     CONTACT,
     FULFILLMENT_ORDER,
     FULFILLMENT_ORDER_DETAIL,
+    INVENTORY_LEVEL,
     JOURNAL,
+    ORDER_REFUND,
+    ORDER_REFUND_LINE,
     PRODUCT,
     SALESORDER,
     SCHEMA,
+    SYNC_STATE,
 )
 from tests.support.dataverse_metadata import (
     FakeAttribute,
@@ -93,10 +97,11 @@ async def test_check_lists_every_missing_piece_of_a_fresh_environment_and_writes
 
     assert api.posts == []
     creations = {(d.table, d.subject) for d in plan.of(Severity.CREATE)}
-    assert (JOURNAL.logical_name, "table") in creations
+    our_tables = {(t.logical_name, "table") for t in SCHEMA if t.ours}
+    assert (JOURNAL.logical_name, "table") in our_tables <= creations
     assert {(t, f"column {c}") for t, c in our_columns()} <= creations
     assert {(t, f"key {k}") for t, k in ALL_KEYS} <= creations
-    assert len(creations) == 1 + len(our_columns()) + len(ALL_KEYS)
+    assert len(creations) == len(our_tables) + len(our_columns()) + len(ALL_KEYS)
     assert plan.conflicts == ()
     assert not plan.in_sync
     # Tables first, then columns, then keys: a key never precedes its columns.
@@ -166,16 +171,20 @@ async def test_first_run_creates_exactly_what_is_missing_then_waits_until_keys_a
     assert report.error is None
     assert not report.timed_out
     assert created(api) == our_columns() | set(ALL_KEYS)
-    [table] = api.posted("EntityDefinitions")
-    assert table["SchemaName"] == JOURNAL.logical_name
-    assert table["EntitySetName"] == JOURNAL.entity_set
-    assert table["Attributes"][0]["SchemaName"] == JOURNAL.primary_name
+    tables = {t["SchemaName"]: t for t in api.posted("EntityDefinitions")}
+    assert set(tables) == {t.logical_name for t in SCHEMA if t.ours}
+    for ours in (JOURNAL, ORDER_REFUND, ORDER_REFUND_LINE, INVENTORY_LEVEL, SYNC_STATE):
+        assert tables[ours.logical_name]["EntitySetName"] == ours.entity_set
+        assert tables[ours.logical_name]["Attributes"][0]["SchemaName"] == ours.primary_name
     lookups = api.posted("RelationshipDefinitions")
     assert {
         (b["ReferencingEntity"], b["ReferencedEntity"], b["ReferencedAttribute"]) for b in lookups
     } == {
         (JOURNAL.logical_name, "salesorder", "salesorderid"),
         (FULFILLMENT_ORDER.logical_name, "salesorder", "salesorderid"),
+        (ORDER_REFUND.logical_name, "salesorder", "salesorderid"),
+        (ORDER_REFUND_LINE.logical_name, ORDER_REFUND.logical_name, ORDER_REFUND.primary_id),
+        (ORDER_REFUND_LINE.logical_name, "salesorderdetail", "salesorderdetailid"),
     }
     assert {(k.table, k.key, k.status) for k in report.keys} == {
         (t, k, KeyStatus.ACTIVE) for t, k in ALL_KEYS
