@@ -6,7 +6,7 @@ acknowledged and no queue message is consumed by a worker that could not process
 
 import azure.functions as func
 
-from functions import health, webhooks
+from functions import dataverse_events, dataverse_poll, health, orders, webhooks
 from shared.bootstrap import startup
 
 startup()
@@ -14,3 +14,6 @@ startup()
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
 app.register_functions(webhooks.bp)
+app.register_functions(orders.bp)
+app.register_functions(dataverse_events.bp)
+app.register_functions(dataverse_poll.bp)

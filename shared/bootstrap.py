@@ -8,6 +8,7 @@ exists. Clients are created lazily, once per process, inside the event loop that
 
 from __future__ import annotations
 
+import random
 import threading
 import uuid
 from collections.abc import Callable
@@ -23,10 +24,15 @@ from shared.dataverse.auth import TokenProvider, azure_token_provider
 from shared.dataverse.client import ClientOptions as DataverseOptions
 from shared.dataverse.client import DataverseClient
 from shared.dataverse.gate import GatePolicy
+from shared.handlers.dataverse_changes import DataverseChanges
+from shared.handlers.dataverse_poll import DataverseCheckpoints, DataversePoll
 from shared.handlers.webhook_ingress import WebhookIngress
 from shared.mapping import MappingConfig, load_mapping
 from shared.messaging.ports import MessageSender
 from shared.observability.json_logging import configure_logging
+from shared.orchestration.flow import FlowConfig, load_flow
+from shared.orchestration.ports import OrderStore
+from shared.orchestration.runner import OrderRunner
 
 
 def utc_now() -> datetime:
@@ -47,7 +53,11 @@ class Container:
     bigcommerce: BigCommerceClients | None = None
     dataverse: DataverseClient | None = None
     dataverse_tokens: TokenProvider | None = None  # default: the Azure identity
+    flow: FlowConfig | None = None
+    random: Callable[[], float] = random.random
+    order_store: OrderStore | None = None
     _ingress: WebhookIngress | None = field(default=None, repr=False)
+    _runner: OrderRunner | None = field(default=None, repr=False)
 
     def bigcommerce_clients(self) -> BigCommerceClients:
         """One API client per store for the whole process, sharing each store's rate budget."""
@@ -87,6 +97,24 @@ class Container:
             )
         return self.dataverse
 
+    def order_runner(self) -> OrderRunner:
+        """The lifecycle runner over this process's clients (one per process)."""
+        if self._runner is None:
+            if self.order_store is None:
+                from shared.dataverse.order_store import DataverseOrderStore
+
+                self.order_store = DataverseOrderStore(self.dataverse_client())
+            self._runner = OrderRunner(
+                storefronts=self.bigcommerce_clients(),
+                store=self.order_store,
+                flow=self.flow or load_flow(self.settings.flow_file),
+                mapping=self.mapping,
+                sender=self.message_sender(),
+                clock=self.clock,
+                random=self.random,
+            )
+        return self._runner
+
     def webhook_ingress(self) -> WebhookIngress:
         if self._ingress is None:
             self._ingress = WebhookIngress(
@@ -97,6 +125,24 @@ class Container:
                 send_timeout=self.settings.webhook_enqueue_timeout_seconds,
             )
         return self._ingress
+
+    # -- Dataverse change events (dataverse-events queue and the change poll) ------------------
+    # Built per call: they only hold the process's clients, so an override() is never stale.
+
+    def dataverse_changes(self) -> DataverseChanges:
+        return DataverseChanges(
+            self.settings, self.message_sender(), self.dataverse_client(), new_id=self.new_id
+        )
+
+    def dataverse_poll(self) -> DataversePoll:
+        client = self.dataverse_client()
+        return DataversePoll(
+            self.settings,
+            client,
+            self.message_sender(),
+            DataverseCheckpoints(client),
+            new_id=self.new_id,
+        )
 
 
 _lock = threading.Lock()
@@ -110,8 +156,9 @@ def startup() -> Container:
         if _container is None:
             settings = load_settings()
             mapping = load_mapping(settings.mapping_file)
+            flow = load_flow(settings.flow_file)
             configure_logging(settings.log_level)
-            _container = Container(settings=settings, mapping=mapping)
+            _container = Container(settings=settings, mapping=mapping, flow=flow)
         return _container
 
 
@@ -128,6 +175,7 @@ def override(**adapters: Any) -> Container:
                 raise AttributeError(f"the container has no {name!r}")
             setattr(current, name, value)
         current._ingress = None
+        current._runner = None
         return current
 
 

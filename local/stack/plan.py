@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.config.settings import Settings
+
 LOCAL_STORE_HASH = "localstore1"
 # Settings only the one-machine stack reads; documented with the others.
 LOCAL_SETTINGS = (
@@ -32,6 +34,7 @@ LOCAL_SETTINGS = (
     "LOCAL_DATAVERSE_CONCURRENCY_LIMIT",
     "LOCAL_DATAVERSE_DOP_HINT",
     "LOCAL_DATAVERSE_EXTRA_TOKENS",
+    "LOCAL_DATAVERSE_SERVICE_ENDPOINT",
 )
 SERVICEBUS_SETTINGS = ("ServiceBusConnection__fullyQualifiedNamespace", "ServiceBusConnection")
 
@@ -128,4 +131,29 @@ def plan(environ: Mapping[str, str], state_dir: Path) -> StackPlan:
             if "LOCAL_DATAVERSE_PROVISIONED" not in environ:
                 env["LOCAL_DATAVERSE_PROVISIONED"] = "1"
     broker_path = Path(environ.get("LOCAL_BROKER_PATH", str(state_dir / "broker.sqlite3")))
+    if simulate_bc or simulate_dv or local_broker:
+        env |= _dataverse_changes(environ, simulate_dv and local_broker, broker_path)
     return StackPlan(ports, simulate_bc, simulate_dv, local_broker, broker_path, env)
+
+
+def _dataverse_changes(
+    environ: Mapping[str, str], standin_posts: bool, broker_path: Path
+) -> dict[str, str]:
+    """How Dataverse changes reach the local host. When both the Dataverse stand-in and the
+    broker are local, the stand-in plays the Service Bus service endpoint (it posts to the
+    broker's `dataverse-events`, LOCAL_DATAVERSE_SERVICE_ENDPOINT) and the host listens there
+    (DATAVERSE_CHANGE_SOURCE=service_endpoint); a real Dataverse cannot reach the local broker,
+    so it is polled. An empty LOCAL_DATAVERSE_SERVICE_ENDPOINT turns the endpoint off (and so
+    the poll on). The poll timer binds %DATAVERSE_POLL_SCHEDULE%, which must be set for a host to
+    index the app: the stack gives it the settings' default. With every service real, nothing is
+    filled in, as in Azure, where the app setting must exist."""
+    env: dict[str, str] = {}
+    if "DATAVERSE_POLL_SCHEDULE" not in environ:
+        default = Settings.model_fields["dataverse_poll_schedule"].default
+        env["DATAVERSE_POLL_SCHEDULE"] = str(default)
+    if standin_posts and environ.get("LOCAL_DATAVERSE_SERVICE_ENDPOINT") != "":
+        if "LOCAL_DATAVERSE_SERVICE_ENDPOINT" not in environ:
+            env["LOCAL_DATAVERSE_SERVICE_ENDPOINT"] = str(broker_path.absolute())
+        if "DATAVERSE_CHANGE_SOURCE" not in environ:
+            env["DATAVERSE_CHANGE_SOURCE"] = "service_endpoint"
+    return env

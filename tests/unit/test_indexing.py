@@ -32,6 +32,35 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
         },
         {"direction": "OUT", "type": "http", "name": "$return"},
     ],
+    "order_events": [
+        {
+            "direction": "IN",
+            "type": "serviceBusTrigger",
+            "name": "message",
+            "connection": "ServiceBusConnection",
+            "queueName": "order-events",
+            "isSessionsEnabled": True,
+        }
+    ],
+    "dataverse_events": [
+        {
+            "direction": "IN",
+            "type": "serviceBusTrigger",
+            "name": "message",
+            "connection": "ServiceBusConnection",
+            "queueName": "dataverse-events",
+        }
+    ],
+    "dataverse_poll": [
+        {
+            "direction": "IN",
+            "type": "timerTrigger",
+            "name": "timer",
+            "schedule": "%DATAVERSE_POLL_SCHEDULE%",
+            "runOnStartup": False,
+            "useMonitor": False,
+        }
+    ],
 }
 
 
