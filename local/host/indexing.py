@@ -87,6 +87,15 @@ def find_app(module_name: str) -> func.FunctionRegister:
     return apps[0]
 
 
+def disabled(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """The host's `AzureWebJobs.<function>.Disabled` app setting (underscores on Linux)."""
+    env = os.environ if environ is None else environ
+    for setting in (f"AzureWebJobs.{name}.Disabled", f"AzureWebJobs_{name}_Disabled"):
+        if env.get(setting, "").strip().lower() in ("true", "1"):
+            return True
+    return False
+
+
 def index(app: func.FunctionRegister, environ: Mapping[str, str] | None = None) -> IndexedApp:
     http: list[HttpFunction] = []
     queues: list[QueueFunction] = []
@@ -94,6 +103,8 @@ def index(app: func.FunctionRegister, environ: Mapping[str, str] | None = None) 
     metadata: list[dict[str, Any]] = []
     for function in app.get_functions():
         name = str(function.get_function_name())
+        if disabled(name, environ):
+            continue
         meta = json.loads(function.get_function_json())
         metadata.append({"name": name, **meta})
         triggers = [b for b in meta["bindings"] if b["type"].endswith("Trigger")]
