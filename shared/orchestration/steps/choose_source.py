@@ -13,7 +13,12 @@ from decimal import Decimal
 from shared.orchestration.context import OrderContext
 from shared.orchestration.records import Lifecycle
 from shared.orchestration.sourcing import SourcingLine, Unsourced, inventory_skus, plan_fulfillment
-from shared.orchestration.steps.readiness import is_cancelled, put_on_hold, waiting_reason
+from shared.orchestration.steps.readiness import (
+    is_cancelled,
+    physical_lines,
+    put_on_hold,
+    waiting_reason,
+)
 from shared.orchestration.steps.result import StepResult
 
 
@@ -37,13 +42,15 @@ async def choose_source(ctx: OrderContext) -> StepResult:
     waiting = waiting_reason(ctx, order, record)
     if waiting is not None:
         return StepResult.waiting(waiting)
-    if not bundle.shipping_addresses:
-        return StepResult.skipped("nothing to ship (no shipping address)")
+    physical = physical_lines(bundle)
+    if not physical or not bundle.shipping_addresses:
+        return StepResult.skipped("nothing to ship (no line has a shipping address)")
     lines = [
         SourcingLine(
             p.id, (p.sku or "").strip(), Decimal(p.quantity) - Decimal(p.quantity_shipped or 0)
         )
         for p in bundle.products
+        if p.id in physical
     ]
     lines = [line for line in lines if line.quantity > 0]
     policy = ctx.flow.fulfillment

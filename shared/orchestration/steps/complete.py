@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from shared.orchestration.context import OrderContext
 from shared.orchestration.records import Lifecycle, SalesOrderRecord
-from shared.orchestration.steps.readiness import is_cancelled, waiting_reason
+from shared.orchestration.steps.readiness import is_cancelled, physical_lines, waiting_reason
 from shared.orchestration.steps.result import StepResult
 
 COMPLETED = 10
@@ -44,19 +44,20 @@ async def complete(ctx: OrderContext) -> StepResult:
 
 
 async def _why_complete(ctx: OrderContext, record: SalesOrderRecord) -> str | None:
-    lines = record.lines
+    if any(f.open for f in record.fulfillments):
+        return None
+    bundle = await ctx.bundle()
+    physical = physical_lines(bundle)
+    lines = [x for x in record.lines if x.order_product_id in physical]
     if (
         lines
         and all(x.open_quantity == 0 for x in lines)
         and any(x.quantity_shipped for x in lines)
     ):
         return "every line shipped"
-    if any(f.open for f in record.fulfillments):
-        return None
-    bundle = await ctx.bundle()
     if bundle.order.status_id == COMPLETED:
         return "completed in BigCommerce"
-    digital = not bundle.shipping_addresses and record.lifecycle is Lifecycle.RECEIVED
+    digital = not physical and record.lifecycle is Lifecycle.RECEIVED
     if digital and waiting_reason(ctx, bundle.order, record) is None:
         return "nothing to ship"
     return None

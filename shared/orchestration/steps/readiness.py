@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from shared.bigcommerce.client import OrderBundle
 from shared.bigcommerce.models import Order
 from shared.orchestration.context import OrderContext
 from shared.orchestration.records import Lifecycle, SalesOrderRecord
 from shared.orchestration.steps.result import StepResult
 
 CANCELLED_STATUSES = frozenset({5, 6})  # Cancelled, Declined
+
+
+def physical_lines(bundle: OrderBundle) -> set[int]:
+    """The order products that ship: those with a shipping address. Digital lines have none
+    (`order_address_id` 0) and never ship, in a digital order or beside physical lines."""
+    return {p.id for p in bundle.products if p.order_address_id}
 
 
 def is_cancelled(record: SalesOrderRecord) -> bool:

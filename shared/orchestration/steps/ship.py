@@ -21,7 +21,7 @@ from shared.bigcommerce.requests import ShipmentCreate, ShipmentLine
 from shared.orchestration.context import OrderContext
 from shared.orchestration.failures import DataError
 from shared.orchestration.records import FulfillmentRecord, Lifecycle, SalesOrderRecord
-from shared.orchestration.steps.readiness import is_cancelled
+from shared.orchestration.steps.readiness import is_cancelled, physical_lines
 from shared.orchestration.steps.result import StepResult
 
 SHIPPED, PARTIALLY_SHIPPED = 2, 3
@@ -81,7 +81,7 @@ def _by_address(
     groups: dict[int, list[tuple[int, Decimal]]] = {}
     for product_id, quantity in _shipped_quantities(fulfillment):
         address = address_of.get(product_id)
-        if address is None:
+        if not address:
             raise DataError(f"order product {product_id} has no shipping address in BigCommerce")
         groups.setdefault(address, []).append((product_id, quantity))
     return groups
@@ -138,7 +138,8 @@ def _shipped(
 
 async def _settle_status(ctx: OrderContext, record: SalesOrderRecord) -> None:
     """After the shipments: the lifecycle, and BigCommerce's status if it did not move itself."""
-    everything = all(line.open_quantity == 0 for line in record.lines)
+    physical = physical_lines(await ctx.bundle())
+    everything = all(x.open_quantity == 0 for x in record.lines if x.order_product_id in physical)
     lifecycle = Lifecycle.SHIPPED if everything else Lifecycle.PARTIALLY_SHIPPED
     order = await ctx.fresh_order()
     ctx.note_bigcommerce(order)
