@@ -18,7 +18,13 @@ from shared.bigcommerce.models import Order, Refund, Shipment
 from shared.mapping.config import MappingConfig
 from shared.orchestration.flow import FlowConfig
 from shared.orchestration.messages import OrderMessage
-from shared.orchestration.ports import JournalEntry, OrderStore, OrderWrites, Storefront
+from shared.orchestration.ports import (
+    JournalEntry,
+    OrderStore,
+    OrderWrites,
+    Storefront,
+    journal_entry_id,
+)
 from shared.orchestration.records import SalesOrderRecord
 
 
@@ -114,9 +120,9 @@ class OrderContext:
         message = self.message
         self.writes.journal(
             JournalEntry(
-                entry_id=f"{message.message_id[:64]}:write:{len(self.bigcommerce_writes)}:{name}"[
-                    :128
-                ],
+                entry_id=journal_entry_id(
+                    message.message_id, "write", len(self.bigcommerce_writes), name
+                ),
                 store_hash=self.store_hash,
                 order_id=self.order_id,
                 kind="write",

@@ -8,6 +8,7 @@ as ONE change set (one `$batch` request, all or nothing). A step never leaves ha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +49,14 @@ class PlannedFulfillment:
     key: str
     source: str
     lines: tuple[PlannedLine, ...]
+
+
+def journal_entry_id(message_id: str, *parts: object) -> str:
+    """A journal key: the message and what happened, in characters Dataverse can address by key
+    (no `/ < > * % & : \\ ? +` and no spaces), at most 128 characters."""
+    words = [message_id[:64], *(str(p) for p in parts)]
+    text = ".".join("-".join(re.findall(r"[A-Za-z0-9_]+", w)) for w in words)
+    return text[:128]
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ from shared.orchestration.messages import (
     derived_id,
     read_message,
 )
-from shared.orchestration.ports import JournalEntry, OrderStore, Storefronts
+from shared.orchestration.ports import JournalEntry, OrderStore, Storefronts, journal_entry_id
 from shared.orchestration.records import Lifecycle
 from shared.orchestration.steps import STEPS, StepResult
 
@@ -293,7 +293,7 @@ class OrderRunner:
         message = ctx.message
         ctx.writes.journal(
             JournalEntry(
-                entry_id=f"{message.message_id[:64]}:{kind}:{name}"[:128],
+                entry_id=journal_entry_id(message.message_id, kind, name),
                 store_hash=message.store_hash,
                 order_id=message.order_id,
                 kind=kind,
