@@ -32,6 +32,7 @@ from shared.bigcommerce.requests import ShipmentCreate
 from shared.dataverse import errors as dv
 from shared.mapping import load_mapping
 from shared.mapping.config import MappingConfig
+from shared.mapping.keys import is_key_safe
 from shared.mapping.order import OrderIntake
 from shared.messaging.message import OutboundMessage
 from shared.messaging.ports import SendError
@@ -637,6 +638,10 @@ class FakeWrites:
         self._stage(f"close_order {order_id}: {how}", op)
 
     def journal(self, entry: JournalEntry) -> None:
+        # Dataverse addresses the entry by this key: it must be a valid alternate-key value.
+        assert is_key_safe(entry.entry_id), entry.entry_id
+        assert len(entry.entry_id) <= 128, entry.entry_id
+
         def op(_: Records, journal: dict[str, JournalEntry]) -> None:
             journal[entry.entry_id] = entry
 
