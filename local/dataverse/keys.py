@@ -175,7 +175,7 @@ def resolve(entity: Entity, text: str) -> KeyRef:
 def service_path(url: str) -> str:
     """An absolute, root-relative or service-relative URL as a path below /api/data/v9.2/."""
     parts = urlsplit(url)
-    path = unquote(parts.path) if parts.scheme else url.split("?", 1)[0]
+    path = unquote(parts.path) if parts.scheme else unquote(url.split("?", 1)[0])
     query = parts.query if parts.scheme else url.split("?", 1)[1] if "?" in url else ""
     marker = path.find(API_ROOT)
     path = path[marker + len(API_ROOT) :] if marker >= 0 else path.lstrip("/")

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from local.broker import LocalBroker, QueueNotFound, QueueSettings, SessionLock
@@ -19,10 +21,12 @@ from local.broker.adapters import provision
 from local.host.indexing import IndexedApp
 from local.host.queue_pump import SessionHandle
 from local.stack.plan import StackPlan
+from shared.config import ConfigurationError
 from shared.messaging.message import InboundMessage
-from shared.messaging.queues import ALL_QUEUES
+from shared.messaging.queues import ALL_QUEUES, QueueSpec
 
 log = logging.getLogger("local.host.broker")
+LOCK_SETTING = "LOCAL_BROKER_LOCK_SECONDS"
 T = TypeVar("T")
 # Pumps block a thread each in wait(); a pool of their own keeps them from starving other work.
 _MAX_THREADS = 64
@@ -81,11 +85,28 @@ class BrokerSource:
         await self._run(self.broker.wait_for_messages, queue, timeout, session=lock)
 
 
+def _queue_specs(environ: Mapping[str, str]) -> tuple[QueueSpec, ...]:
+    """The queues as specified, with `LOCAL_BROKER_LOCK_SECONDS` as every queue's lock duration
+    when set: tests that kill a worker wait for its lock to expire, and a minute is long."""
+    raw = environ.get(LOCK_SETTING, "").strip()
+    if not raw:
+        return ALL_QUEUES
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0
+    if not 1 <= seconds <= 300:
+        raise ConfigurationError(
+            f"invalid configuration: {LOCK_SETTING}: {raw!r} is not a number of seconds (1-300)"
+        )
+    return tuple(replace(spec, lock_duration=timedelta(seconds=seconds)) for spec in ALL_QUEUES)
+
+
 def open_broker(stack: StackPlan, app: IndexedApp) -> LocalBroker:
     """Opens the stack's broker with the app's queues, as Bicep would provision them in Azure."""
     stack.broker_path.parent.mkdir(parents=True, exist_ok=True)
     broker = LocalBroker(stack.broker_path)
-    provision(broker, ALL_QUEUES)
+    provision(broker, _queue_specs(os.environ))
     for function in app.queues:
         try:
             broker.queue_info(function.queue_name)

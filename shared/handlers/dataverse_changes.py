@@ -40,6 +40,7 @@ from shared.dataverse.errors import NotFoundError
 from shared.dataverse.models import Retrieved, RowKey
 from shared.dataverse.remote_context import (
     EntityChange,
+    OptionSetValue,
     RemoteContextError,
     changed_columns,
     parse_remote_context,
@@ -67,13 +68,46 @@ _MAX_DETAIL: Final = 200
 class FollowedTable:
     table: schema.Table
     trigger: Trigger
+    # The change matters to the lifecycle: True, False, or None when the row does not show it.
+    relevant: Callable[[Mapping[str, object]], bool | None]
+    relevance_columns: tuple[str, ...]
+
+
+def _awaiting_shipment_sync(row: Mapping[str, object]) -> bool | None:
+    """A fulfillment order marked shipped whose BigCommerce shipment is not recorded yet.
+    The connector's own writes (creating it, recording the shipment id, cancelling it) are not:
+    forwarding them would only make the order's session re-read what it just wrote."""
+    shipped = row.get(schema.PREFIX + "shipped")
+    if shipped is None:
+        return None
+    return shipped is True and row.get(schema.PREFIX + "bcshipmentid") is None
+
+
+def _closed_as_cancelled(row: Mapping[str, object]) -> bool | None:
+    """A salesorder cancelled in Dataverse (statecode 2): the only salesorder change the
+    lifecycle reacts to (the cancel step)."""
+    state = row.get("statecode")
+    if state is None:
+        return None
+    return _state_value(state) == 2
+
+
+def _state_value(value: object) -> int | None:
+    if isinstance(value, OptionSetValue):  # from a RemoteExecutionContext image
+        return value.value
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 FOLLOWED: Final[Mapping[str, FollowedTable]] = {
     schema.FULFILLMENT_ORDER.logical_name: FollowedTable(
-        schema.FULFILLMENT_ORDER, Trigger.DATAVERSE_FULFILLMENT
+        schema.FULFILLMENT_ORDER,
+        Trigger.DATAVERSE_FULFILLMENT,
+        _awaiting_shipment_sync,
+        (schema.PREFIX + "shipped", schema.PREFIX + "bcshipmentid"),
     ),
-    schema.SALESORDER.logical_name: FollowedTable(schema.SALESORDER, Trigger.DATAVERSE_ORDER),
+    schema.SALESORDER.logical_name: FollowedTable(
+        schema.SALESORDER, Trigger.DATAVERSE_ORDER, _closed_as_cancelled, ("statecode",)
+    ),
 }
 
 
@@ -184,6 +218,8 @@ def row_message(
     store_hash, order_id = found
     if settings.store(store_hash) is None:
         return Skipped(f"{table} {record_id}: store {store_hash} is not served here")
+    if followed.relevant(row) is False:
+        return Skipped(f"{table} {record_id}: a change the lifecycle does not act on")
     version = change_version(row)
     if version is None:
         return Skipped(f"{table} {record_id}: the row has no versionnumber or modifiedon")
@@ -275,11 +311,14 @@ class DataverseChanges:
         table = followed.table
         row: Mapping[str, object] = change.attributes
         found = order_of(row)
-        if found is None:
-            # The image does not name the order (a narrow image, or a body over 192 KB): one read.
+        if found is None or followed.relevant(row) is None:
+            # The image does not name the order or show what changed (a narrow image, or a body
+            # over 192 KB): one read.
             try:
                 retrieved = await self._rows.retrieve(
-                    table.entity_set, change.record_id, select=KEY_COLUMNS
+                    table.entity_set,
+                    change.record_id,
+                    select=(*KEY_COLUMNS, *followed.relevance_columns),
                 )
             except NotFoundError:
                 return Skipped(f"{change.entity} {change.record_id}: the row no longer exists")
@@ -292,6 +331,8 @@ class DataverseChanges:
             return Skipped(
                 f"{change.entity} {change.record_id}: store {store_hash} is not served here"
             )
+        if followed.relevant(row) is False:
+            return Skipped(f"{change.entity} {change.record_id}: a change the lifecycle ignores")
         version = change_version(
             row, row_version=change.row_version, fallback=change.operation_id
         ) or str(change.record_id)

@@ -297,7 +297,7 @@ class OrderRunner:
                 store_hash=message.store_hash,
                 order_id=message.order_id,
                 kind=kind,
-                name=f"{kind} {name}",
+                name=name,
                 outcome=outcome,
                 occurred_on=self._clock(),
                 step=step.value if step else None,

@@ -181,6 +181,7 @@ async def test_the_same_change_posted_twice_has_one_message_id(settings: Setting
             attributes={
                 "bciom_storehash": "abc123",
                 "bciom_bcorderid": 100,
+                "bciom_shipped": True,
                 "versionnumber": 918274,
             }
         )
@@ -206,7 +207,9 @@ async def test_an_image_without_the_order_key_costs_one_read(settings: Settings)
         change(attributes={"bciom_shipped": True}, truncated=True)
     )
     assert isinstance(outcome, Forwarded)
-    assert rows.calls == [("msdyn_fulfillmentorders", FO, KEY_COLUMNS)]
+    assert rows.calls == [
+        ("msdyn_fulfillmentorders", FO, (*KEY_COLUMNS, "bciom_shipped", "bciom_bcshipmentid"))
+    ]
     assert outcome.message_id == message_id_for("msdyn_fulfillmentorder", FO, "43")
 
 
@@ -450,3 +453,25 @@ def test_the_local_stack_makes_the_stand_in_the_service_endpoint(tmp_path: Path)
     assert "DATAVERSE_CHANGE_SOURCE" not in off.env
     chosen = plan({"DATAVERSE_CHANGE_SOURCE": "poll"}, tmp_path)
     assert "DATAVERSE_CHANGE_SOURCE" not in chosen.env
+
+
+async def test_the_connectors_own_fulfillment_writes_are_not_forwarded(settings: Settings) -> None:
+    sender = RecordingSender()
+    h = handler(settings, sender)
+    order = {"bciom_storehash": "abc123", "bciom_bcorderid": 100, "versionnumber": 7}
+    created = await h.forward(change(attributes={**order, "bciom_shipped": False}))
+    recorded = await h.forward(
+        change(attributes={**order, "bciom_shipped": True, "bciom_bcshipmentid": 31})
+    )
+    assert isinstance(created, Skipped)
+    assert isinstance(recorded, Skipped)
+    assert sender.sent == []
+
+
+async def test_only_a_cancelled_salesorder_is_forwarded(settings: Settings) -> None:
+    sender = RecordingSender()
+    h = handler(settings, sender)
+    order = {"bciom_storehash": "abc123", "bciom_bcorderid": 7, "versionnumber": 5}
+    active = await h.forward(change("salesorder", SO, {**order, "statecode": OptionSetValue(0)}))
+    assert isinstance(active, Skipped)
+    assert sender.sent == []

@@ -152,7 +152,7 @@ async def test_order_awaiting_shipment_is_moved_to_awaiting_fulfillment_on_relea
     commits = world.store.business_commits
     echo = await world.handle(order_webhook(status=(9, 11), created_at=1_772_440_010))
     assert world.store.business_commits == commits
-    assert echo.outcome == "done"  # choose_source reports the (already) released status
+    assert echo.outcome == "skipped"  # nothing to do: the echo of our own status write
     assert world.storefront.writes == ["status 9 -> 11"]
 
 
@@ -893,3 +893,34 @@ async def test_digital_order_completes_without_fulfillment_orders() -> None:
     steps = outcomes(report)
     assert steps["choose_source"] == "skipped"
     assert steps["complete"] == "done"
+
+
+async def test_a_partly_shipped_fulfillment_order_leaves_one_for_the_rest() -> None:
+    world = make_world()
+    await released(world)
+    world.store.mark_shipped(
+        f"{ORDER_ID}-1", tracking_number="T-1", quantities={LINE_A: Decimal(1)}
+    )
+
+    await world.handle(connector_message(Trigger.DATAVERSE_FULFILLMENT, detail="part"))
+    again = await world.handle(connector_message(Trigger.DATAVERSE_FULFILLMENT, detail="again"))
+
+    record = world.record
+    assert record.lifecycle is Lifecycle.PARTIALLY_SHIPPED
+    assert world.order.status_id == 3
+    first, rest = record.fulfillments
+    assert first.bc_shipment_id is not None
+    assert (rest.key, rest.source, rest.shipped) == (f"{ORDER_ID}-2", first.source, False)
+    assert [(x.order_product_id, x.quantity) for x in rest.lines] == [
+        (LINE_A, Decimal(1)),
+        (LINE_B, Decimal(1)),
+    ]
+    assert outcomes(again)["ship"] == "skipped"  # a redelivery creates no second remainder
+
+    world.store.mark_shipped(f"{ORDER_ID}-2", tracking_number="T-2")
+    await world.handle(connector_message(Trigger.DATAVERSE_FULFILLMENT, detail="rest"))
+
+    assert world.record.lifecycle is Lifecycle.COMPLETED
+    assert world.order.status_id == 10
+    assert len(world.storefront.orders[ORDER_ID].shipments) == 2
+    assert [x.quantity_shipped for x in world.record.lines] == [Decimal(2), Decimal(1)]

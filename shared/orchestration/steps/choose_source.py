@@ -30,9 +30,11 @@ async def choose_source(ctx: OrderContext) -> StepResult:
     order = bundle.order
     released = ctx.flow.bigcommerce_status.released
     if record.fulfillments:
+        ready = ctx.flow.bigcommerce_status.ready
         if (
             record.lifecycle is Lifecycle.RELEASED
-            and order.status_id in ctx.flow.bigcommerce_status.ready
+            and order.status_id in ready
+            and order.status_id != released
         ):
             await ctx.set_status(released)
             return StepResult.done(f"already sourced; BigCommerce status {released}")

@@ -5,7 +5,8 @@ Safe to repeat: before creating a shipment the step looks for one BigCommerce al
 the same address, items and tracking number (a create whose reply was lost, or a crash before the
 id was recorded), and records the shipment id in Dataverse after each one, one change set per
 fulfillment order. Split orders give one shipment per fulfillment order; a fulfillment order
-whose lines span several shipping addresses gives one per address. The shipment is created
+whose lines span several shipping addresses gives one per address. A fulfillment order shipped
+in part leaves a new one at the same source for the rest. The shipment is created
 first, then the status is corrected if BigCommerce did not move it (bigcommerce/docs#589).
 """
 
@@ -20,7 +21,13 @@ from shared.bigcommerce.models import Shipment
 from shared.bigcommerce.requests import ShipmentCreate, ShipmentLine
 from shared.orchestration.context import OrderContext
 from shared.orchestration.failures import DataError
-from shared.orchestration.records import FulfillmentRecord, Lifecycle, SalesOrderRecord
+from shared.orchestration.ports import PlannedFulfillment, PlannedLine
+from shared.orchestration.records import (
+    FulfillmentLineRecord,
+    FulfillmentRecord,
+    Lifecycle,
+    SalesOrderRecord,
+)
 from shared.orchestration.steps.readiness import is_cancelled, physical_lines
 from shared.orchestration.steps.result import StepResult
 
@@ -32,9 +39,7 @@ async def ship(ctx: OrderContext) -> StepResult:
     record = ctx.record
     if record is None:
         return StepResult.skipped("no salesorder")
-    pending = sorted(
-        (f for f in record.fulfillments if f.awaiting_shipment_sync), key=lambda f: f.key
-    )
+    pending = sorted((f for f in record.fulfillments if f.awaiting_shipment_sync), key=_position)
     if not pending:
         return StepResult.skipped("no shipped fulfillment order to sync")
     if is_cancelled(record):
@@ -51,6 +56,10 @@ async def ship(ctx: OrderContext) -> StepResult:
             ctx.store_hash, fulfillment.key, bc_shipment_id=shipment_ids[0]
         )
         record = _shipped(record, fulfillment, shipment_ids[0])
+        remainder = _remainder(ctx.order_id, record, fulfillment)
+        if remainder is not None:
+            ctx.writes.create_fulfillments(ctx.store_hash, ctx.order_id, [remainder])
+            record = replace(record, fulfillments=(*record.fulfillments, _as_record(remainder)))
         for line in record.lines:
             ctx.writes.update_line(
                 ctx.store_hash, line.order_product_id, quantity_shipped=line.quantity_shipped
@@ -60,6 +69,38 @@ async def ship(ctx: OrderContext) -> StepResult:
         created.append(f"{fulfillment.key} -> shipment {', '.join(map(str, shipment_ids))}")
     await _settle_status(ctx, record)
     return StepResult.done("; ".join(created))
+
+
+def _position(fulfillment: FulfillmentRecord) -> tuple[int, str]:
+    """Fulfillment keys are `<order id>-<n>`: in n order, so 10 comes after 9."""
+    number = fulfillment.key.rsplit("-", 1)[-1]
+    return (int(number) if number.isdigit() else 0, fulfillment.key)
+
+
+def _remainder(
+    order_id: int, record: SalesOrderRecord, fulfillment: FulfillmentRecord
+) -> PlannedFulfillment | None:
+    """What a partly shipped fulfillment order left: a new fulfillment order at the same source
+    for the rest (a backorder), created in the same change set that records the shipment, so a
+    redelivery never creates it twice. None when everything shipped."""
+    shipped = dict(_shipped_quantities(fulfillment))
+    rest = tuple(
+        PlannedLine(line.order_product_id, line.quantity - shipped.get(line.order_product_id, 0))
+        for line in fulfillment.lines
+        if line.quantity - shipped.get(line.order_product_id, Decimal(0)) > 0
+    )
+    if not rest:
+        return None
+    number = max(_position(f)[0] for f in record.fulfillments) + 1
+    return PlannedFulfillment(f"{order_id}-{number}", fulfillment.source, rest)
+
+
+def _as_record(plan: PlannedFulfillment) -> FulfillmentRecord:
+    lines = tuple(
+        FulfillmentLineRecord(f"{plan.key}-{x.order_product_id}", x.order_product_id, x.quantity)
+        for x in plan.lines
+    )
+    return FulfillmentRecord(plan.key, plan.source, lines)
 
 
 def _shipped_quantities(fulfillment: FulfillmentRecord) -> list[tuple[int, Decimal]]:
