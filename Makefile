@@ -9,7 +9,7 @@ REPORT ?=
 .PHONY: help venv demo test lint unit start bench clean
 
 help:
-	@echo "make demo   run the pipeline end to end on this machine (local stand-ins)"
+	@echo "make demo   run the order lifecycle end to end on this machine (ORDERS=50, REPORT=path)"
 	@echo "make test   lint and run every test"
 	@echo "make start  serve the function app and the stand-ins on 127.0.0.1"
 	@echo "make lint   ruff, mypy and import-linter"

@@ -285,6 +285,11 @@ class Writer:
             columns["statecode"] = 0
         if "statuscode" in entity.attributes and columns.get("statuscode") is None:
             columns["statuscode"] = 1
+        for name, attribute in entity.attributes.items():
+            # A Boolean (Two Options) column takes its default value, false, when created
+            # without one: it is never null.
+            if attribute.kind == "boolean" and columns.get(name) is None:
+                columns[name] = False
         columns.update(self.computed(entity, columns))
         self.check_keys(entity, columns, None)
         self._insert(entity, {entity.primary_id: record_id, **columns})

@@ -35,6 +35,7 @@ class Trigger(StrEnum):
     DATAVERSE_ORDER = "dataverse_order"
     DATAVERSE_FULFILLMENT = "dataverse_fulfillment"
     REPLAY = "replay"
+    RECONCILE = "reconcile"
 
 
 class StepName(StrEnum):

@@ -145,8 +145,9 @@ def _move(raw: dict[str, Any], frm: int, to: int) -> None:
         ),
         pytest.param(
             lambda r: r["steps"][1]["triggers"].append("webhook"),
-            "steps.1.triggers.3: input should be 'bigcommerce_order', 'bigcommerce_shipment', "
-            "'bigcommerce_refund', 'dataverse_order', 'dataverse_fulfillment' or 'replay'",
+            "steps.1.triggers.4: input should be 'bigcommerce_order', 'bigcommerce_shipment', "
+            "'bigcommerce_refund', 'dataverse_order', 'dataverse_fulfillment', 'replay' or "
+            "'reconcile'",
             id="unknown trigger",
         ),
         pytest.param(
@@ -344,13 +345,14 @@ S = StepName
     [
         (
             Trigger.BIGCOMMERCE_ORDER,
-            (S.SYNC_ORDER, S.CANCEL, S.VALIDATE, S.CHOOSE_SOURCE, S.COMPLETE, S.RECORD_REFUNDS),
+            (S.SYNC_ORDER, S.CANCEL, S.VALIDATE, S.CHOOSE_SOURCE, S.COMPLETE),
         ),
         (Trigger.BIGCOMMERCE_SHIPMENT, (S.SYNC_ORDER, S.COMPLETE)),
         (Trigger.BIGCOMMERCE_REFUND, (S.SYNC_ORDER, S.RECORD_REFUNDS)),
         (Trigger.DATAVERSE_ORDER, (S.CANCEL,)),
         (Trigger.DATAVERSE_FULFILLMENT, (S.SHIP, S.COMPLETE)),
         (Trigger.REPLAY, tuple(StepName)),
+        (Trigger.RECONCILE, tuple(StepName)),
     ],
 )
 def test_steps_for_gives_the_default_flows_steps_of_a_trigger_in_order(

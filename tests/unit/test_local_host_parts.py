@@ -74,7 +74,8 @@ def test_binding_expressions_resolve_from_settings() -> None:
 def test_host_json_values_and_defaults(tmp_path: Path) -> None:
     repo_options = host_json.load(Path(__file__).resolve().parents[2] / "host.json")
     assert repo_options.route_prefix == "api"
-    assert repo_options.service_bus.max_concurrent_sessions == 8
+    assert repo_options.service_bus.max_concurrent_sessions == 32
+    assert repo_options.service_bus.session_idle_timeout == timedelta(milliseconds=500)
     defaults = host_json.load(tmp_path / "missing.json")
     assert defaults.service_bus.session_idle_timeout == timedelta(seconds=60)
     assert host_json.parse_timespan("1.02:03:04.5") == timedelta(
@@ -97,12 +98,14 @@ def test_stand_ins_are_the_default_and_real_endpoints_replace_them(tmp_path: Pat
     assert local.local_broker
     assert local.env["BIGCOMMERCE_STORES"] == LOCAL_STORE_HASH
     assert local.env["DATAVERSE_URL"] == "http://127.0.0.1:7073"
+    assert local.env["STATE_TRANSPORT"] == "local"
     assert plan({}, tmp_path).env == local.env, "local secrets are generated once"
     real = plan(
         {
             "BIGCOMMERCE_STORES": "abc123",
             "DATAVERSE_URL": "https://contoso.crm.dynamics.com",
             "ServiceBusConnection__fullyQualifiedNamespace": "ns.servicebus.windows.net",
+            "STATE_TABLE_ENDPOINT": "https://acct.table.core.windows.net",
         },
         tmp_path,
     )

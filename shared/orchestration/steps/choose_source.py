@@ -14,6 +14,7 @@ from shared.orchestration.context import OrderContext
 from shared.orchestration.records import Lifecycle
 from shared.orchestration.sourcing import SourcingLine, Unsourced, inventory_skus, plan_fulfillment
 from shared.orchestration.steps.readiness import (
+    held_by_status,
     is_cancelled,
     physical_lines,
     put_on_hold,
@@ -43,7 +44,9 @@ async def choose_source(ctx: OrderContext) -> StepResult:
         return StepResult.skipped(f"not sourced while {record.lifecycle}")
     waiting = waiting_reason(ctx, order, record)
     if waiting is not None:
-        return StepResult.waiting(waiting)
+        if held_by_status(ctx, order):
+            return StepResult.waiting(waiting)
+        return StepResult.skipped(waiting)
     physical = physical_lines(bundle)
     if not physical or not bundle.shipping_addresses:
         return StepResult.skipped("nothing to ship (no line has a shipping address)")

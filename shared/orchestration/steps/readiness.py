@@ -29,7 +29,8 @@ def waiting_reason(ctx: OrderContext, order: Order, record: SalesOrderRecord) ->
 
     An order held by the connector sits in the on-hold status and is re-validated on replay; a
     status the mapping holds (awaiting payment, set by hand to manual verification) waits for
-    BigCommerce to move on.
+    BigCommerce to move on. Other statuses outside `ready` (shipped, completed at checkout)
+    are past sourcing: see `held_by_status`.
     """
     statuses = ctx.flow.bigcommerce_status
     held = record.lifecycle is Lifecycle.ON_HOLD or ctx.hold_lifted
@@ -41,6 +42,16 @@ def waiting_reason(ctx: OrderContext, order: Order, record: SalesOrderRecord) ->
     if order.status_id not in statuses.ready:
         return f"status {order.status_id} is not one the flow sources from"
     return None
+
+
+def held_by_status(ctx: OrderContext, order: Order) -> bool:
+    """The mapping holds this status (the order waits for BigCommerce): later steps wait too.
+    Otherwise a status outside `ready` only means there is nothing to validate or source, and
+    the later steps (e.g. complete, for an order completed at checkout) still run."""
+    if order.status_id == ctx.flow.bigcommerce_status.on_hold:
+        return True
+    rule = ctx.mapping.status(order.status_id)
+    return rule is not None and bool(rule.hold)
 
 
 async def put_on_hold(ctx: OrderContext, record: SalesOrderRecord, reason: str) -> StepResult:

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from shared.orchestration.context import OrderContext
 from shared.orchestration.records import Lifecycle
-from shared.orchestration.steps.readiness import is_cancelled, put_on_hold, waiting_reason
+from shared.orchestration.steps.readiness import (
+    held_by_status,
+    is_cancelled,
+    put_on_hold,
+    waiting_reason,
+)
 from shared.orchestration.steps.result import StepResult
 from shared.orchestration.validation import hold_reason, product_numbers, validate_order
 
@@ -23,7 +28,9 @@ async def validate(ctx: OrderContext) -> StepResult:
     bundle = await ctx.bundle()
     waiting = waiting_reason(ctx, bundle.order, record)
     if waiting is not None:
-        return StepResult.waiting(waiting)
+        if held_by_status(ctx, bundle.order):
+            return StepResult.waiting(waiting)
+        return StepResult.skipped(waiting)
     numbers = product_numbers(bundle.products, ctx.mapping)
     existing = await ctx.store.existing_products(numbers) if numbers else set()
     reasons = validate_order(
