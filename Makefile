@@ -21,7 +21,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
 
-venv: $(STAMP)
+# Azurite (the Table Storage emulator) for the state store's contract tests.
+NODE_STAMP := node_modules/.installed
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+venv: $(STAMP) $(NODE_STAMP)
 
 demo: $(STAMP)
 	$(PY) -m local.demo --orders $(ORDERS) $(if $(REPORT),--report $(REPORT))
@@ -39,7 +46,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q
 
-test: lint
+test: lint $(NODE_STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

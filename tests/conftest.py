@@ -11,3 +11,4 @@ BASELINE_ENV = {
 for _name, _value in BASELINE_ENV.items():
     os.environ.setdefault(_name, _value)
 os.environ.setdefault("SERVICEBUS_TRANSPORT", "local")
+os.environ.setdefault("STATE_TRANSPORT", "local")

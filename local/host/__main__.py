@@ -26,6 +26,7 @@ from local.host.servicebus_source import AzureQueueSource
 from local.stack.plan import StackPlan, plan
 from local.stack.processes import Children
 from local.stack.settings_file import load_values
+from local.state import SqliteStateStore, state_db_path
 from shared import bootstrap
 from shared.config import ConfigurationError
 from shared.dataverse.auth import token_provider_for
@@ -136,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         elif indexed.queues:
             settings = bootstrap.container().settings
             source = AzureQueueSource(ServiceBusConnection.from_settings(settings))
+        if bootstrap.container().settings.state_transport == "local":
+            bootstrap.override(state=SqliteStateStore(state_db_path(os.environ, state_dir)))
         keys = load_or_create(state_dir / "host-keys.json")
         host = FunctionHost.from_files(indexed, keys, root, source, stack.ports.functions)
         if stack.simulate_bigcommerce:

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -27,7 +27,12 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from shared.config.errors import ConfigurationError
 
@@ -226,6 +231,30 @@ class Settings(BaseSettings):
     dataverse_poll_schedule: str = Field(
         "*/30 * * * * *", validation_alias="DATAVERSE_POLL_SCHEDULE", min_length=11
     )
+    reconcile_schedule: str = Field(
+        "0 */5 * * * *", validation_alias="RECONCILE_SCHEDULE", min_length=11
+    )
+    reconcile_overlap_seconds: int = Field(
+        300, validation_alias="RECONCILE_OVERLAP_SECONDS", ge=0, le=86400
+    )
+    reconcile_first_lookback_hours: int = Field(
+        72, validation_alias="RECONCILE_FIRST_LOOKBACK_HOURS", ge=1, le=24 * 90
+    )
+    state_transport: Literal["azure", "local"] = Field("azure", validation_alias="STATE_TRANSPORT")
+    state_table_endpoint: str | None = Field(None, validation_alias="STATE_TABLE_ENDPOINT")
+    state_table_name: str = Field(
+        "connectorstate",
+        validation_alias="STATE_TABLE_NAME",
+        pattern=r"^[A-Za-z][A-Za-z0-9]{2,62}$",
+    )
+    state_connection_string: SecretStr | None = Field(
+        None, validation_alias="STATE_CONNECTION_STRING"
+    )
+    webhook_destination_url: str | None = Field(None, validation_alias="WEBHOOK_DESTINATION_URL")
+    webhook_function_key: SecretStr | None = Field(None, validation_alias="WEBHOOK_FUNCTION_KEY")
+    webhook_scopes: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("store/order/*", "store/shipment/*"), validation_alias="BIGCOMMERCE_WEBHOOK_SCOPES"
+    )
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     environment_name: str = Field(
         "local", validation_alias=AliasChoices("CONNECTOR_ENVIRONMENT", "AZURE_ENV_NAME")
@@ -235,6 +264,21 @@ class Settings(BaseSettings):
     @classmethod
     def _urls(cls, value: str) -> str:
         return require_https_unless_loopback(value)
+
+    @field_validator("webhook_scopes", mode="before")
+    @classmethod
+    def _scopes(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("state_table_endpoint")
+    @classmethod
+    def _state_endpoint(cls, value: str | None) -> str | None:
+        return require_https_unless_loopback(value) if value else None
+
+    @field_validator("webhook_destination_url")
+    @classmethod
+    def _destination(cls, value: str | None) -> str | None:
+        return require_https_unless_loopback(value) if value else None
 
     @field_validator("log_level")
     @classmethod
@@ -271,6 +315,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 "ServiceBusConnection__fullyQualifiedNamespace: required (or a "
                 "ServiceBusConnection connection string) unless SERVICEBUS_TRANSPORT is 'local'"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _state_configured(self) -> Settings:
+        if (
+            self.state_transport == "azure"
+            and self.state_table_endpoint is None
+            and self.state_connection_string is None
+        ):
+            raise ValueError(
+                "STATE_TABLE_ENDPOINT: required (or a STATE_CONNECTION_STRING connection "
+                "string) unless STATE_TRANSPORT is 'local'"
             )
         return self
 

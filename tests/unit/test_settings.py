@@ -12,6 +12,7 @@ from tests.support.host_process import run_host_expecting_failure
 
 VALID = {
     "SERVICEBUS_TRANSPORT": "local",
+    "STATE_TRANSPORT": "local",
     "BIGCOMMERCE_STORES": "abc123, def456",
     "BIGCOMMERCE_ABC123_ACCESS_TOKEN": "token-abc-s3cr3t",
     "BIGCOMMERCE_ABC123_WEBHOOK_SECRET": "hook-abc-s3cr3t",
@@ -33,6 +34,7 @@ def environ(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
                 "ServiceBusConnection",
                 "LOG_LEVEL",
                 "SERVICEBUS_",
+                "STATE_",
                 "WEBHOOK_",
             )
         ):
@@ -102,6 +104,12 @@ def test_secrets_never_appear_in_dumps_reprs_or_logs(environ, caplog) -> None:  
             "ServiceBusConnection__fullyQualifiedNamespace: required",
         ),
         ({"SERVICEBUS_TRANSPORT": "amqp"}, "SERVICEBUS_TRANSPORT: input should be"),
+        ({"STATE_TRANSPORT": None}, "STATE_TABLE_ENDPOINT: required"),
+        (
+            {"STATE_TRANSPORT": "azure", "STATE_TABLE_ENDPOINT": "http://acct.example.com"},
+            "STATE_TABLE_ENDPOINT: must use https",
+        ),
+        ({"STATE_TRANSPORT": "tables"}, "STATE_TRANSPORT: input should be"),
         ({"BIGCOMMERCE_ABC123_STORE_ID": "abc"}, "BIGCOMMERCE_ABC123_STORE_ID: string should"),
         ({"BIGCOMMERCE_WEBHOOK_SECRET_HEADER": "X Bad"}, "BIGCOMMERCE_WEBHOOK_SECRET_HEADER:"),
         ({"WEBHOOK_ENQUEUE_TIMEOUT_SECONDS": "0"}, "WEBHOOK_ENQUEUE_TIMEOUT_SECONDS:"),
@@ -117,6 +125,16 @@ def test_bad_setting_fails_with_one_line_naming_it(environ, change, expected) ->
     assert message.startswith("invalid configuration: ")
     assert expected in message
     assert "s3cr3t" not in message
+
+
+def test_state_in_table_storage_by_identity_or_connection_string(environ) -> None:  # type: ignore[no-untyped-def]
+    endpoint = "https://acct.table.core.windows.net/"
+    environ({**VALID, "STATE_TRANSPORT": None, "STATE_TABLE_ENDPOINT": endpoint})
+    settings = load_settings()
+    assert settings.state_transport == "azure"
+    assert settings.state_table_endpoint == "https://acct.table.core.windows.net"
+    environ({"STATE_TABLE_ENDPOINT": None, "STATE_CONNECTION_STRING": "AccountKey=s3cr3t"})
+    assert "s3cr3t" not in str(load_settings().redacted())
 
 
 def test_loopback_http_is_allowed_for_the_local_stack(environ) -> None:  # type: ignore[no-untyped-def]
