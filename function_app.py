@@ -6,7 +6,7 @@ acknowledged and no queue message is consumed by a worker that could not process
 
 import azure.functions as func
 
-from functions import dataverse_events, dataverse_poll, health, orders, webhooks
+from functions import dataverse_events, dataverse_poll, health, orders, reconcile, webhooks
 from shared.bootstrap import startup
 
 startup()
@@ -17,3 +17,4 @@ app.register_functions(webhooks.bp)
 app.register_functions(orders.bp)
 app.register_functions(dataverse_events.bp)
 app.register_functions(dataverse_poll.bp)
+app.register_functions(reconcile.bp)

@@ -2,6 +2,10 @@
 
 Returning completes the message; raising abandons it for redelivery. The runner raises only when
 it could not queue the follow-up (a retry or a park), so nothing is completed too early.
+
+`store/hook/deliveryException` messages (family `hook`, session `<store>:hooks`) are not about
+an order: they go to the store's webhook health check at once, which completes them whatever
+its outcome (the reconciliation timer checks the hooks again anyway).
 """
 
 import logging
@@ -16,6 +20,8 @@ from shared.orchestration.runner import ReceivedMessage
 bp = func.Blueprint()
 log = logging.getLogger("functions.orders")
 
+HOOK_FAMILY = "hook"
+
 
 @bp.service_bus_queue_trigger(
     arg_name="message",
@@ -24,10 +30,15 @@ log = logging.getLogger("functions.orders")
     is_sessions_enabled=True,
 )
 async def order_events(message: func.ServiceBusMessage, context: func.Context) -> None:
+    properties = dict(message.application_properties or {})
+    if properties.get("family") == HOOK_FAMILY:
+        with invocation(context):
+            await container().webhook_health().handle_notice(properties, message.get_body())
+        return
     received = ReceivedMessage(
         body=message.get_body(),
         message_id=message.message_id or "",
-        application_properties=dict(message.application_properties or {}),
+        application_properties=properties,
         correlation_id=message.correlation_id,
         delivery_count=message.delivery_count or 1,
     )

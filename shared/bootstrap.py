@@ -26,6 +26,7 @@ from shared.dataverse.client import DataverseClient
 from shared.dataverse.gate import GatePolicy
 from shared.handlers.dataverse_changes import DataverseChanges
 from shared.handlers.dataverse_poll import DataverseCheckpoints, DataversePoll
+from shared.handlers.reconcile import Reconciler
 from shared.handlers.webhook_ingress import WebhookIngress
 from shared.mapping import MappingConfig, load_mapping
 from shared.messaging.ports import MessageSender
@@ -33,6 +34,8 @@ from shared.observability.json_logging import configure_logging
 from shared.orchestration.flow import FlowConfig, load_flow
 from shared.orchestration.ports import OrderStore
 from shared.orchestration.runner import OrderRunner
+from shared.reconciliation.webhook_health import WebhookHealth
+from shared.state.ports import StateStore
 
 
 def utc_now() -> datetime:
@@ -56,6 +59,7 @@ class Container:
     flow: FlowConfig | None = None
     random: Callable[[], float] = random.random
     order_store: OrderStore | None = None
+    state: StateStore | None = None
     _ingress: WebhookIngress | None = field(default=None, repr=False)
     _runner: OrderRunner | None = field(default=None, repr=False)
 
@@ -79,6 +83,19 @@ class Container:
 
             self.sender = AzureServiceBusSender.from_settings(self.settings)
         return self.sender
+
+    def state_store(self) -> StateStore:
+        """Watermarks, sweep results, hook status and leases: one store per process."""
+        if self.state is None:
+            if self.settings.state_transport == "local":
+                raise ConfigurationError(
+                    "invalid configuration: STATE_TRANSPORT is 'local', which only the "
+                    "local host (make start) provides"
+                )
+            from shared.state.azure_tables import AzureTableStateStore
+
+            self.state = AzureTableStateStore.from_settings(self.settings)
+        return self.state
 
     def dataverse_client(self) -> DataverseClient:
         """One Web API client per process; its throttle gate is shared per environment."""
@@ -142,6 +159,35 @@ class Container:
             self.message_sender(),
             DataverseCheckpoints(client),
             new_id=self.new_id,
+        )
+
+    # -- reconciliation (the timer, deliveryException, the CLI) ---------------------------------
+
+    def webhook_health(self) -> WebhookHealth:
+        """Each store's hooks checked and repaired; built per call over the process's clients."""
+        return WebhookHealth(
+            self.settings, self.bigcommerce_clients().get, self.state_store(), clock=self.clock
+        )
+
+    def reconciler(self) -> Reconciler:
+        """The sweep of every store, each store's webhook health check after its sweep."""
+        from shared.dataverse.sync_ledger import DataverseSyncLedger
+        from shared.reconciliation.sweep import SweepPolicy
+
+        health = self.webhook_health()
+
+        async def check_hooks(store_hash: str) -> object:
+            return await health.check_hooks(store_hash, trigger="reconcile")
+
+        return Reconciler(
+            self.bigcommerce_clients(),
+            DataverseSyncLedger(self.dataverse_client()),
+            self.message_sender(),
+            self.state_store(),
+            clock=self.clock,
+            new_id=self.new_id,
+            policy=SweepPolicy.from_settings(self.settings, self.mapping),
+            hooks=check_hooks,
         )
 
 

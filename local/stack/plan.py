@@ -23,6 +23,7 @@ LOCAL_SETTINGS = (
     "LOCAL_BROKER_PATH",
     "LOCAL_BROKER_LOCK_SECONDS",
     "LOCAL_STATE_DIR",
+    "LOCAL_STATE_DB",
     "LOCAL_BIGCOMMERCE_QUOTA",
     "LOCAL_BIGCOMMERCE_LATENCY_MS",
     "LOCAL_DATAVERSE_DB",
@@ -38,6 +39,7 @@ LOCAL_SETTINGS = (
     "LOCAL_DATAVERSE_SERVICE_ENDPOINT",
 )
 SERVICEBUS_SETTINGS = ("ServiceBusConnection__fullyQualifiedNamespace", "ServiceBusConnection")
+STATE_SETTINGS = ("STATE_TABLE_ENDPOINT", "STATE_CONNECTION_STRING")
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,10 @@ def plan(environ: Mapping[str, str], state_dir: Path) -> StackPlan:
     simulate_dv = "DATAVERSE_URL" not in environ
     local_broker = not any(name in environ for name in SERVICEBUS_SETTINGS)
     env: dict[str, str] = {"SERVICEBUS_TRANSPORT": "local"} if local_broker else {}
+    # State lives in a SQLite file (LOCAL_STATE_DB) unless a Table Storage endpoint or
+    # connection string is configured; the host installs that store (local/state).
+    if not any(environ.get(name) for name in STATE_SETTINGS):
+        env["STATE_TRANSPORT"] = "local"
     if simulate_bc or simulate_dv:
         local = _local_secrets(state_dir)
         if simulate_bc:
@@ -145,13 +151,17 @@ def _dataverse_changes(
     broker's `dataverse-events`, LOCAL_DATAVERSE_SERVICE_ENDPOINT) and the host listens there
     (DATAVERSE_CHANGE_SOURCE=service_endpoint); a real Dataverse cannot reach the local broker,
     so it is polled. An empty LOCAL_DATAVERSE_SERVICE_ENDPOINT turns the endpoint off (and so
-    the poll on). The poll timer binds %DATAVERSE_POLL_SCHEDULE%, which must be set for a host to
-    index the app: the stack gives it the settings' default. With every service real, nothing is
+    the poll on). The poll and reconciliation timers bind %DATAVERSE_POLL_SCHEDULE% and
+    %RECONCILE_SCHEDULE%, which must be set for a host to index the app: the stack gives them the
+    settings' defaults. With every service real, nothing is
     filled in, as in Azure, where the app setting must exist."""
     env: dict[str, str] = {}
-    if "DATAVERSE_POLL_SCHEDULE" not in environ:
-        default = Settings.model_fields["dataverse_poll_schedule"].default
-        env["DATAVERSE_POLL_SCHEDULE"] = str(default)
+    for setting, name in (
+        ("DATAVERSE_POLL_SCHEDULE", "dataverse_poll_schedule"),
+        ("RECONCILE_SCHEDULE", "reconcile_schedule"),
+    ):
+        if setting not in environ:
+            env[setting] = str(Settings.model_fields[name].default)
     if standin_posts and environ.get("LOCAL_DATAVERSE_SERVICE_ENDPOINT") != "":
         if "LOCAL_DATAVERSE_SERVICE_ENDPOINT" not in environ:
             env["LOCAL_DATAVERSE_SERVICE_ENDPOINT"] = str(broker_path.absolute())

@@ -61,6 +61,16 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
             "useMonitor": False,
         }
     ],
+    "reconcile": [
+        {
+            "direction": "IN",
+            "type": "timerTrigger",
+            "name": "timer",
+            "schedule": "%RECONCILE_SCHEDULE%",
+            "runOnStartup": False,
+            "useMonitor": True,
+        }
+    ],
 }
 
 
