@@ -69,7 +69,8 @@ from shared.reconciliation.sweep import (
 )
 from shared.reconciliation.watermarks import PARTITION, Watermarks, watermark_key
 from shared.state.lease import LEASES_PARTITION
-from shared.state.ports import ConcurrencyError, Entity, StateStore
+from shared.state.ports import Entity, StateStore
+from tests.unit import state_fakes
 from tests.unit.lifecycle_fakes import make_order
 
 STORE = "abc123"
@@ -88,50 +89,7 @@ class Clock:
         return self.now
 
 
-class MemoryState:
-    """`StateStore` in memory, with ETags as Table Storage has them."""
-
-    def __init__(self) -> None:
-        self.entities: dict[tuple[str, str], Entity] = {}
-        self._versions = itertools.count(1)
-        self.writes = 0
-
-    def _entity(self, partition: str, key: str, value: Mapping[str, Any]) -> Entity:
-        self.writes += 1
-        entity = Entity(
-            partition, key, json.loads(json.dumps(dict(value))), str(next(self._versions))
-        )
-        self.entities[(partition, key)] = entity
-        return entity
-
-    async def get(self, partition: str, key: str) -> Entity | None:
-        return self.entities.get((partition, key))
-
-    async def list(self, partition: str) -> list[Entity]:
-        return [e for (p, _), e in sorted(self.entities.items()) if p == partition]
-
-    async def create(self, partition: str, key: str, value: Mapping[str, Any]) -> Entity:
-        if (partition, key) in self.entities:
-            raise ConcurrencyError(f"{partition}/{key} exists")
-        return self._entity(partition, key, value)
-
-    async def replace(self, entity: Entity, value: Mapping[str, Any]) -> Entity:
-        current = self.entities.get((entity.partition, entity.key))
-        if current is None or current.etag != entity.etag:
-            raise ConcurrencyError(f"{entity.partition}/{entity.key} changed")
-        return self._entity(entity.partition, entity.key, value)
-
-    async def upsert(self, partition: str, key: str, value: Mapping[str, Any]) -> Entity:
-        return self._entity(partition, key, value)
-
-    async def delete(self, entity: Entity) -> None:
-        current = self.entities.get((entity.partition, entity.key))
-        if current is None or current.etag != entity.etag:
-            raise ConcurrencyError(f"{entity.partition}/{entity.key} changed")
-        del self.entities[(entity.partition, entity.key)]
-
-    async def close(self) -> None:
-        return None
+MemoryState = state_fakes.MemoryState
 
 
 def order(order_id: int, modified: datetime, status_id: int = 11) -> Order:

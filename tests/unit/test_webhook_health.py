@@ -34,7 +34,7 @@ from shared.reconciliation.webhook_health import (
     read_notice,
 )
 from shared.state import lease
-from shared.state.ports import ConcurrencyError, Entity
+from tests.unit import state_fakes
 
 STORE = "teststore1"  # tests/conftest.py configures it, with its webhook secret
 SECRET = "test-webhook-secret"
@@ -64,55 +64,9 @@ class Clock:
         return int(self.now.timestamp())
 
 
-class MemoryState:
-    """The StateStore port in memory, with ETags."""
-
-    def __init__(self) -> None:
-        self.entities: dict[tuple[str, str], Entity] = {}
-        self.version = 0
-
-    def _put(self, partition: str, key: str, value: Mapping[str, Any]) -> Entity:
-        self.version += 1
-        data = json.loads(json.dumps(dict(value)))  # a JSON value, as the adapters store it
-        entity = Entity(partition, key, data, str(self.version))
-        self.entities[(partition, key)] = entity
-        return entity
-
-    async def get(self, partition: str, key: str) -> Entity | None:
-        return self.entities.get((partition, key))
-
-    async def list(self, partition: str) -> list[Entity]:
-        return [e for (p, _), e in self.entities.items() if p == partition]
-
-    async def create(self, partition: str, key: str, value: Mapping[str, Any]) -> Entity:
-        if (partition, key) in self.entities:
-            raise ConcurrencyError(f"{partition}/{key} exists")
-        return self._put(partition, key, value)
-
-    async def replace(self, entity: Entity, value: Mapping[str, Any]) -> Entity:
-        current = self.entities.get((entity.partition, entity.key))
-        if current is None or current.etag != entity.etag:
-            raise ConcurrencyError(f"{entity.partition}/{entity.key} changed")
-        return self._put(entity.partition, entity.key, value)
-
-    async def upsert(self, partition: str, key: str, value: Mapping[str, Any]) -> Entity:
-        return self._put(partition, key, value)
-
-    async def delete(self, entity: Entity) -> None:
-        current = self.entities.get((entity.partition, entity.key))
-        if current is None or current.etag != entity.etag:
-            raise ConcurrencyError(f"{entity.partition}/{entity.key} changed")
-        del self.entities[(entity.partition, entity.key)]
-
-    async def close(self) -> None:
-        return None
-
-    def value(self, partition: str, key: str) -> dict[str, Any] | None:
-        entity = self.entities.get((partition, key))
-        return None if entity is None else dict(entity.value)
-
+class MemoryState(state_fakes.MemoryState):
     def set_watermark(self, value: datetime) -> None:
-        self._put("watermarks", WATERMARK_KEY, {"watermark": value.isoformat()})
+        self.put("watermarks", WATERMARK_KEY, {"watermark": value.isoformat()})
 
     def watermark(self) -> datetime | None:
         value = self.value("watermarks", WATERMARK_KEY)
