@@ -28,7 +28,6 @@ the whole module: every branch must come out the same.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -57,8 +56,7 @@ from tests.support.lifecycle import (
     entries,
     eventually,
     open_sides,
-    register_webhooks,
-    seed_dataverse,
+    prepared,
     start_stack,
 )
 
@@ -73,20 +71,8 @@ NETWORK = {"duplicate_probability": 0.35, "reorder_window": 4, "seed": 6}
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LifecycleStack]:
     running = start_stack(tmp_path_factory.mktemp("lifecycle"))
 
-    async def prepare() -> None:
-        sides = await open_sides(running)
-        try:
-            await seed_dataverse(sides)
-            await register_webhooks(sides)
-            await sides.put_switches(**NETWORK)
-        finally:
-            await sides.aclose()
-
-    try:
-        asyncio.run(prepare())
-        yield running
-    finally:
-        running.stop()
+    with prepared(running, **NETWORK) as prepared_stack:
+        yield prepared_stack
 
 
 @pytest.fixture

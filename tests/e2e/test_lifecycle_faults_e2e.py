@@ -34,8 +34,7 @@ from tests.support.lifecycle import (
     entries,
     eventually,
     open_sides,
-    register_webhooks,
-    seed_dataverse,
+    prepared,
     start_stack,
 )
 
@@ -53,19 +52,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LifecycleStack]:
         extra_env={"LOCAL_BROKER_LOCK_SECONDS": "5"},
     )
 
-    async def prepare() -> None:
-        sides = await open_sides(running)
-        try:
-            await seed_dataverse(sides)
-            await register_webhooks(sides)
-        finally:
-            await sides.aclose()
-
-    try:
-        asyncio.run(prepare())
-        yield running
-    finally:
-        running.stop()
+    with prepared(running) as prepared_stack:
+        yield prepared_stack
 
 
 @pytest.fixture

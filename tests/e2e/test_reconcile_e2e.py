@@ -41,8 +41,7 @@ from tests.support.lifecycle import (
     Sides,
     eventually,
     open_sides,
-    register_webhooks,
-    seed_dataverse,
+    prepared,
     start_stack,
 )
 
@@ -74,19 +73,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LifecycleStack]:
     flow.write_text(RECONCILE_FLOW)
     running = start_stack(tmp, {"CONNECTOR_FLOW_FILE": str(flow), "RECONCILE_SCHEDULE": RARELY})
 
-    async def prepare() -> None:
-        sides = await open_sides(running)
-        try:
-            await seed_dataverse(sides)
-            await register_webhooks(sides)
-        finally:
-            await sides.aclose()
-
-    try:
-        asyncio.run(prepare())
-        yield running
-    finally:
-        running.stop()
+    with prepared(running) as prepared_stack:
+        yield prepared_stack
 
 
 @pytest.fixture

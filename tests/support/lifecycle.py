@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -642,6 +642,28 @@ async def seed_dataverse(sides: Sides) -> None:
 
 async def register_webhooks(sides: Sides) -> None:
     await seed.register_webhooks(sides.stack)
+
+
+@contextlib.contextmanager
+def prepared(running: LifecycleStack, **switches: Any) -> Iterator[LifecycleStack]:
+    """A started stack with Dataverse seeded, the webhooks registered and the simulator's network
+    switches set; stopped on exit. The body of each module's `stack` fixture."""
+
+    async def prepare() -> None:
+        sides = await open_sides(running)
+        try:
+            await seed_dataverse(sides)
+            await register_webhooks(sides)
+            if switches:
+                await sides.put_switches(**switches)
+        finally:
+            await sides.aclose()
+
+    try:
+        asyncio.run(prepare())
+        yield running
+    finally:
+        running.stop()
 
 
 async def eventually(
