@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-import cli
 from cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main
 from local.state import SqliteStateStore
 from shared.reconciliation.webhook_health import HOOKS_PARTITION
@@ -31,23 +30,6 @@ URL = "http://127.0.0.1:9/api/webhooks/bigcommerce"  # nothing listens: no event
 EXCEPTION_URL = URL + "?source=delivery-exception"
 FUNCTION_KEY = "cli-function-key-42"
 SCOPES = ["store/hook/deliveryException", "store/order/*", "store/shipment/*"]
-
-
-@pytest.fixture(autouse=True)
-def webhooks_group(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until cli/__init__.py lists the `webhooks` group, add it to the parser here."""
-    build = cli.build_parser
-
-    def build_with_webhooks() -> Any:
-        parser = build()
-        groups = next(a for a in parser._actions if a.dest == "group")
-        if "webhooks" not in groups.choices:  # type: ignore[operator]
-            from cli import webhooks
-
-            webhooks.register(groups)
-        return parser
-
-    monkeypatch.setattr(cli, "build_parser", build_with_webhooks)
 
 
 @pytest.fixture(scope="module")
