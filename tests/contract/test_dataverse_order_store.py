@@ -17,7 +17,7 @@ the reference rows of a provisioned environment.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -50,7 +50,6 @@ from tests.support.dataverse_standin import (
     IDENTITY,
     StandinAdmin,
     StandinProcess,
-    running_standin,
 )
 
 STORE: Final = "storeos1"
@@ -63,26 +62,6 @@ LINES: Final = {  # order product id offset -> (sku, quantity)
 
 
 # -- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandinProcess]:
-    with running_standin(provisioned=True) as process:
-        yield process
-
-
-@pytest.fixture
-async def admin(standin: StandinProcess) -> AsyncIterator[StandinAdmin]:
-    async with StandinAdmin(standin) as api:
-        await api.reset()
-        yield api
-
-
-@pytest.fixture
-async def client(standin: StandinProcess, admin: StandinAdmin) -> AsyncIterator[DataverseClient]:
-    dv = standin.client()
-    yield dv
-    await dv.aclose()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from its request log:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -29,31 +28,11 @@ from shared.dataverse.client import DataverseClient
 from shared.dataverse.order_rows import close_operation
 from shared.dataverse.sync_ledger import DataverseSyncLedger
 from shared.reconciliation.ports import ChangeKind, RecordedOrder, SyncLedger
-from tests.support.dataverse_standin import StandinAdmin, StandinProcess, running_standin
+from tests.support.dataverse_standin import StandinAdmin
 
 STORE: Final = "ledger1"
 OTHER: Final = "ledger2"
 MODIFIED: Final = datetime(2026, 3, 2, 9, 30, 15, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandinProcess]:
-    with running_standin(provisioned=True) as process:
-        yield process
-
-
-@pytest.fixture
-async def admin(standin: StandinProcess) -> AsyncIterator[StandinAdmin]:
-    async with StandinAdmin(standin) as api:
-        await api.reset()
-        yield api
-
-
-@pytest.fixture
-async def client(standin: StandinProcess, admin: StandinAdmin) -> AsyncIterator[DataverseClient]:
-    dv = standin.client()
-    yield dv
-    await dv.aclose()
 
 
 @pytest.fixture
