@@ -71,7 +71,7 @@ NETWORK = {"duplicate_probability": 0.35, "reorder_window": 4, "seed": 6}
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LifecycleStack]:
     running = start_stack(tmp_path_factory.mktemp("lifecycle"))
 
-    with prepared(running, **NETWORK) as prepared_stack:
+    with prepared(running, NETWORK) as prepared_stack:
         yield prepared_stack
 
 

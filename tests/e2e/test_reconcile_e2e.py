@@ -10,17 +10,10 @@ settings, as an operator runs it): the sweep finds them missing and enqueues the
 `reconcile`; the lifecycle runner takes them in and releases them. A second run finds every
 order present and current: coverage back to 100%, nothing enqueued. The last result is stored in
 the stack's state file for the doctor.
-
-Until `reconcile` is registered in cli/__init__.py, the command is run through
-`cli.reconcile.register` in a parser of its own, exactly as `cli.main` would run it.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,14 +21,12 @@ from typing import Any, Final
 
 import pytest
 
-from local.stack.host_process import REPO, clean_environ
-from local.stack.plan import plan
 from local.state import SqliteStateStore, state_db_path
 from shared.handlers.reconcile import LEASE_PREFIX
 from shared.reconciliation.metrics import last_result
 from shared.state import lease
 from tests.support.lifecycle import (
-    FLOW,
+    RECONCILE_FLOW,
     STORE,
     LifecycleStack,
     Sides,
@@ -44,35 +35,19 @@ from tests.support.lifecycle import (
     prepared,
     start_stack,
 )
+from tests.support.operator import run_json, store_metrics
 
 pytestmark = pytest.mark.e2e
 
-# Every step also runs for `reconcile`, as in shared/orchestration/default_flow.yaml.
-RECONCILE_FLOW: Final = FLOW.replace("replay]", "replay, reconcile]")
 # The host's own timer must not sweep during the test (once a year, on 1 January).
 RARELY: Final = "0 0 0 1 1 *"
 DROP_EVERYTHING: Final = {"drop_probability": 1.0, "duplicate_probability": 0.0}
-# Runs `python -m cli reconcile ...` whether or not cli/__init__.py registers it yet.
-RUNNER: Final = """\
-import argparse, asyncio, sys
-from cli import build_parser
-from cli import reconcile
-parser = build_parser()
-groups = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-if "reconcile" not in groups.choices:
-    reconcile.register(groups)
-args = parser.parse_args(sys.argv[1:])
-sys.exit(asyncio.run(args.run(args)))
-"""
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LifecycleStack]:
     tmp = tmp_path_factory.mktemp("reconcile")
-    flow = tmp / "reconcile-flow.yaml"
-    flow.write_text(RECONCILE_FLOW)
-    running = start_stack(tmp, {"CONNECTOR_FLOW_FILE": str(flow), "RECONCILE_SCHEDULE": RARELY})
-
+    running = start_stack(tmp, {"RECONCILE_SCHEDULE": RARELY}, flow=RECONCILE_FLOW)
     with prepared(running) as prepared_stack:
         yield prepared_stack
 
@@ -87,64 +62,9 @@ async def sides(stack: LifecycleStack) -> AsyncIterator[Sides]:
         await opened.aclose()
 
 
-def cli_environ(stack: LifecycleStack) -> dict[str, str]:
-    """The settings the host runs with (the stack's plan over its environment), for the CLI."""
-    state_dir = stack.state_dir
-    planned = plan(stack.env, state_dir)
-    return {
-        **clean_environ(),
-        **stack.env,
-        **planned.env,
-        "LOCAL_STATE_DIR": str(state_dir),
-        "LOCAL_BROKER_PATH": str(planned.broker_path),
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-async def reconcile(stack: LifecycleStack, *arguments: str) -> tuple[int, dict[str, Any], str]:
+def reconcile(stack: LifecycleStack, *arguments: str) -> tuple[int, dict[str, Any], str]:
     """`python -m cli reconcile --json ...`: exit code, the JSON report, stderr."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        RUNNER,
-        "reconcile",
-        "--json",
-        *arguments,
-        cwd=REPO,
-        env=cli_environ(stack),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    try:
-        report = json.loads(out)
-    except ValueError:
-        raise AssertionError(
-            f"no JSON report (exit {process.returncode}):\n{out!r}\n{err.decode()}"
-        ) from None
-    return process.returncode, report, err.decode()
-
-
-def store_metrics(report: dict[str, Any]) -> dict[str, Any]:
-    (outcome,) = report["stores"]
-    assert outcome["store_hash"] == STORE
-    metrics: dict[str, Any] = outcome["metrics"]
-    return metrics
-
-
-def test_the_runner_is_the_cli_s_own_code_path() -> None:
-    """The subprocess runs `cli.reconcile.register` in `cli.build_parser`'s parser."""
-    from cli import build_parser
-    from cli import reconcile as command
-
-    parser = build_parser()
-    groups = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "reconcile" not in groups.choices:
-        command.register(groups)
-    args = parser.parse_args(["reconcile", "--store", STORE, "--json"])
-    assert args.run is command.reconcile
-    assert args.stores == [STORE]
+    return run_json(stack, "reconcile", *arguments)
 
 
 async def test_orders_whose_webhooks_were_dropped_reach_dataverse_after_a_sweep(
@@ -162,7 +82,7 @@ async def test_orders_whose_webhooks_were_dropped_reach_dataverse_after_a_sweep(
     for order_id in orders:
         assert await sides.salesorder(order_id) is None, "a webhook got through"
 
-    code, report, err = await reconcile(stack, "--store", STORE, "--skip-hooks")
+    code, report, err = reconcile(stack, "--store", STORE, "--skip-hooks")
     assert code == 0, (report, err)
     first = store_metrics(report)
     assert first["outcome"] == "ok", first
@@ -186,7 +106,7 @@ async def test_orders_whose_webhooks_were_dropped_reach_dataverse_after_a_sweep(
         events = [e for e in await sides.journal(order_id) if e.get("bciom_kind") == "event"]
         assert any("reconcile" in str(e.get("bciom_name")) for e in events), events
 
-    code, report, err = await reconcile(stack, "--skip-hooks")
+    code, report, err = reconcile(stack, "--skip-hooks")
     assert code == 0, (report, err)
     second = store_metrics(report)
     assert second["orders_checked"] >= len(orders)
@@ -213,7 +133,7 @@ async def test_a_sweep_of_a_store_whose_lease_is_held_is_skipped(stack: Lifecycl
         )
         assert held is not None
         try:
-            code, report, _ = await reconcile(stack, "--skip-hooks")
+            code, report, _ = reconcile(stack, "--skip-hooks")
         finally:
             await lease.release(state, held)
     finally:
@@ -226,3 +146,58 @@ async def test_a_sweep_of_a_store_whose_lease_is_held_is_skipped(stack: Lifecycl
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def backfill(stack: LifecycleStack, orders: list[int], *extra: str) -> dict[str, Any]:
+    """`python -m cli backfill --store S --min-id .. --max-id .. --json ...`: its report."""
+    span = ("--min-id", str(min(orders)), "--max-id", str(max(orders)))
+    code, report, err = run_json(stack, "backfill", "--store", STORE, *span, *extra)
+    assert code == 0, (report, err)
+    assert err.count("ETA") == report["pages"], err  # a progress line per page
+    return report
+
+
+async def test_a_backfill_dry_run_changes_nothing_and_a_rerun_resumes_from_its_checkpoint(
+    stack: LifecycleStack, sides: Sides
+) -> None:
+    await sides.put_switches(**DROP_EVERYTHING)
+    orders = [
+        await sides.create_order([("OCG", 1)]),
+        await sides.create_order([("S-ORAN", 2)]),
+    ]
+    await sides.settle()
+    await sides.put_switches(drop_probability=0.0)
+
+    dry = backfill(stack, orders, "--dry-run")
+    assert dry["dry_run"] is True
+    assert sorted(p["order_id"] for p in dry["planned"]) == orders
+    assert all(p["verdict"] == "missing" for p in dry["planned"])
+    assert sides.busy() == {}, "a dry run enqueued something"
+    await sides.settle()
+    for order_id in orders:
+        assert await sides.salesorder(order_id) is None, "a dry run changed Dataverse"
+
+    done = backfill(stack, orders)
+    assert (done["resumed"], done["checked"], done["enqueued"]) == (False, 2, 2)
+
+    async def all_released() -> bool:
+        for order_id in orders:
+            order = await sides.salesorder(order_id)
+            if order is None or order["bciom_lifecycle"] != "released":
+                return False
+        return True
+
+    await eventually(all_released, what="the backfilled orders released in Dataverse")
+    await sides.settle()
+    versions = {order_id: await sides.business_versions(order_id) for order_id in orders}
+
+    # The same range again continues after the checkpoint: nothing left to read or send.
+    again = backfill(stack, orders)
+    assert (again["resumed"], again["pages"], again["enqueued"]) == (True, 0, 2)
+    assert sides.busy() == {}
+    # From the start: every order is read again, found current, and nothing is sent.
+    restarted = backfill(stack, orders, "--restart")
+    assert (restarted["resumed"], restarted["checked"], restarted["enqueued"]) == (False, 2, 0)
+    await sides.settle()
+    for order_id in orders:
+        assert await sides.business_versions(order_id) == versions[order_id]

@@ -119,6 +119,9 @@ bigcommerce_status: {ready: [8, 9, 11], on_hold: 12, released: 11, completed: 10
 close_salesorders: true
 retry: {max_attempts: 8, base_seconds: 1, max_seconds: 8}
 """
+# FLOW with every step also run for `reconcile` (the sweep's and backfill's trigger), as the
+# default flow has it; the lifecycle modules leave it out so that no sweep adds work to theirs.
+RECONCILE_FLOW: Final = FLOW.replace("replay]", "replay, reconcile]")
 
 ADDRESS: Final = {
     "first_name": "Jane",
@@ -187,6 +190,7 @@ def start_stack(
     extra_env: Mapping[str, str] | None = None,
     *,
     external_bigcommerce: bool = False,
+    flow: str = FLOW,
 ) -> LifecycleStack:
     """The stack on the embedded default. With `external_bigcommerce`, the store simulator runs
     as a process of its own that the host talks to as to a real store: it outlives the host
@@ -194,14 +198,14 @@ def start_stack(
     would take the store's orders with it)."""
     state_dir = tmp / "state"
     state_dir.mkdir(parents=True)
-    flow = state_dir / "flow.yaml"
-    flow.write_text(FLOW)
+    flow_file = state_dir / "flow.yaml"
+    flow_file.write_text(flow)
     mapping = seed.write_mapping(state_dir / "mapping.yaml")
     token = new_demo_token()
     env = {
         "LOG_LEVEL": "INFO",
         "LOCAL_BIGCOMMERCE_QUOTA": STORE_QUOTA,
-        "CONNECTOR_FLOW_FILE": str(flow),
+        "CONNECTOR_FLOW_FILE": str(flow_file),
         "CONNECTOR_MAPPING_FILE": str(mapping),
         "LOCAL_DATAVERSE_EXTRA_TOKENS": token,
         "LOCAL_FUNCTIONS_PORT": str(free_port()),
@@ -645,15 +649,19 @@ async def register_webhooks(sides: Sides) -> None:
 
 
 @contextlib.contextmanager
-def prepared(running: LifecycleStack, **switches: Any) -> Iterator[LifecycleStack]:
-    """A started stack with Dataverse seeded, the webhooks registered and the simulator's network
-    switches set; stopped on exit. The body of each module's `stack` fixture."""
+def prepared(
+    running: LifecycleStack, switches: Mapping[str, Any] | None = None, *, hooks: bool = True
+) -> Iterator[LifecycleStack]:
+    """A started stack with Dataverse seeded, the webhooks registered (unless not `hooks`) and
+    the simulator's network switches set; stopped on exit. The body of each module's `stack`
+    fixture."""
 
     async def prepare() -> None:
         sides = await open_sides(running)
         try:
             await seed_dataverse(sides)
-            await register_webhooks(sides)
+            if hooks:
+                await register_webhooks(sides)
             if switches:
                 await sides.put_switches(**switches)
         finally:
