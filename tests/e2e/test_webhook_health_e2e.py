@@ -19,7 +19,6 @@ test. The store's hooks are registered by the operator CLI (`python -m cli webho
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,17 +26,19 @@ from typing import Any
 import pytest
 
 from local.bigcommerce.webhooks.delivery import RETRY_SCHEDULE
-from local.stack.host_process import REPO, clean_environ
 from local.state import SqliteStateStore
 from shared.reconciliation.webhook_health import HOOKS_PARTITION
 from tests.support.lifecycle import (
+    RECONCILE_FLOW,
     STORE,
     LifecycleStack,
     Sides,
     eventually,
     open_sides,
+    prepared,
     start_stack,
 )
+from tests.support.operator import run_cli, run_json, store_metrics
 
 pytestmark = pytest.mark.e2e
 
@@ -49,58 +50,30 @@ WATERMARK = f"{STORE}.orders"
 # -- the stack ------------------------------------------------------------------------------------
 
 
-def cli_env(stack: LifecycleStack, **extra: str) -> dict[str, str]:
-    """The app's settings as the operator's shell would hold them for the local stack."""
-    host = stack.host
-    secrets = host.secrets()
-    prefix = f"BIGCOMMERCE_{STORE.upper()}_"
-    return {
-        **clean_environ(),
-        "BIGCOMMERCE_STORES": STORE,
-        "BIGCOMMERCE_API_URL": host.bigcommerce_url,
-        prefix + "ACCESS_TOKEN": secrets["access_token"],
-        prefix + "WEBHOOK_SECRET": secrets["webhook_secret"],
-        prefix + "CLIENT_SECRET": secrets["client_secret"],
-        "DATAVERSE_URL": f"http://127.0.0.1:{host.ports.dataverse}",
-        "SERVICEBUS_TRANSPORT": "local",
-        "STATE_TRANSPORT": "local",
-        "LOCAL_STATE_DIR": str(stack.state_dir),
-        **extra,
-    }
-
-
 def ingress_url(stack: LifecycleStack) -> str:
     return f"{stack.host.url}/api/webhooks/bigcommerce"
-
-
-def run_cli(stack: LifecycleStack, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "webhooks", *args],
-        cwd=REPO,
-        env=cli_env(stack, **env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def register(stack: LifecycleStack) -> subprocess.CompletedProcess[str]:
     key = stack.host.keys()["default"]
     url = ingress_url(stack)
-    return run_cli(stack, "register", "--store", STORE, "--url", url, "--function-key", key)
+    return run_cli(
+        stack, "webhooks", "register", "--store", STORE, "--url", url, "--function-key", key
+    )
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LifecycleStack]:
-    running = start_stack(tmp_path_factory.mktemp("webhook-health"), {"RECONCILE_SCHEDULE": NEVER})
-    try:
-        registered = register(running)
+    running = start_stack(
+        tmp_path_factory.mktemp("webhook-health"),
+        {"RECONCILE_SCHEDULE": NEVER},
+        flow=RECONCILE_FLOW,
+    )
+    with prepared(running, hooks=False) as ready:
+        registered = register(ready)
         assert registered.returncode == 0, registered.stderr + registered.stdout
         assert registered.stdout.count("created hook ") == 3, registered.stdout
-        yield running
-    finally:
-        running.stop()
+        yield ready
 
 
 @pytest.fixture
@@ -220,7 +193,7 @@ async def test_a_hook_deactivated_after_failed_deliveries_comes_back_and_the_swe
     first_event = datetime.now(UTC)
     await set_watermark(stack, first_event + timedelta(minutes=1))
 
-    await sides.create_order([("S-ORAN", 1)])
+    lost = await sides.create_order([("S-ORAN", 1)])
 
     # Through BigCommerce's retry schedule: each failed attempt n is retried after
     # RETRY_SCHEDULE[n-1] seconds; the simulator's clock is moved on by exactly that much.
@@ -263,6 +236,21 @@ async def test_a_hook_deactivated_after_failed_deliveries_comes_back_and_the_swe
     assert datetime.fromisoformat(rewound["watermark"]) <= first_event
     assert back["headers"]["X-Webhook-Secret"] == "stale"  # the function could not know better
 
+    # The order placed during the outage never reached the function; the next sweep, from the
+    # rewound watermark, finds it and the lifecycle takes it in.
+    assert await sides.salesorder(lost) is None
+    code, report, err = run_json(stack, "reconcile", "--store", STORE, "--skip-hooks")
+    assert code == 0, (report, err)
+    swept = store_metrics(report)
+    assert swept["orders_missing"] >= 1, swept
+    assert swept["orders_enqueued"] >= 1, swept
+
+    async def released() -> bool:
+        salesorder = await sides.salesorder(lost)
+        return salesorder is not None and salesorder["bciom_lifecycle"] == "released"
+
+    await eventually(released, what="the order of the outage released in Dataverse")
+
     # The operator fixes the stale header with the URL; a second run has nothing to change.
     fixed = register(stack)
     assert fixed.returncode == 0, fixed.stderr + fixed.stdout
@@ -271,7 +259,9 @@ async def test_a_hook_deactivated_after_failed_deliveries_comes_back_and_the_swe
     assert stack.host.secrets()["webhook_secret"] not in fixed.stdout + fixed.stderr
     again = register(stack)
     assert "nothing to change" in again.stdout
-    status = run_cli(stack, "status", "--store", STORE, WEBHOOK_DESTINATION_URL=ingress_url(stack))
+    status = run_cli(
+        stack, "webhooks", "status", "--store", STORE, WEBHOOK_DESTINATION_URL=ingress_url(stack)
+    )
     assert status.returncode == 0, status.stdout + status.stderr
     assert f"store {STORE}: healthy" in status.stdout
     assert all(h["is_active"] for h in (await hooks(sides)).values())
