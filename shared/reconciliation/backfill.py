@@ -229,12 +229,20 @@ def _checkpoint(result: BackfillResult) -> dict[str, object]:
     }
 
 
+def bar(done: int, total: int, width: int = 20) -> str:
+    """`[#######-------------]  35%`: the share of the range read so far."""
+    share = 1.0 if total <= 0 else min(done / total, 1.0)
+    filled = int(share * width)
+    return f"[{'#' * filled}{'-' * (width - filled)}] {share:4.0%}"
+
+
 def _line(result: BackfillResult, elapsed: timedelta, done: int) -> str:
     left = eta(elapsed, done, result.total - result.checked)
     shown = "?" if left is None else f"{left.total_seconds():.0f}s"
     verb = "would enqueue" if result.dry_run else "enqueued"
     return (
-        f"{result.store_hash}: page {result.pages}: checked {result.checked}/{result.total}, "
+        f"{result.store_hash}: {bar(result.checked, result.total)} page {result.pages}: "
+        f"checked {result.checked}/{result.total}, "
         f"{verb} {result.enqueued}, last id {result.last_id}, ETA {shown}"
     )
 
@@ -258,6 +266,7 @@ __all__ = [
     "BackfillResult",
     "BackfillStorefront",
     "Planned",
+    "bar",
     "decide",
     "eta",
     "message_id",

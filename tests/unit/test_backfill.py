@@ -23,6 +23,7 @@ from shared.reconciliation.backfill import (
     PARTITION,
     BackfillRange,
     BackfillResult,
+    bar,
     eta,
     run_backfill,
 )
@@ -225,3 +226,19 @@ def test_cli_ranges() -> None:
         with pytest.raises(ValueError, match="--"):
             parse_range(bad)
     assert eta(timedelta(seconds=10), 5, 5) == timedelta(seconds=10)
+
+
+@pytest.mark.parametrize(
+    ("done", "total", "shown"),
+    [
+        (0, 10, "[--------------------]   0%"),
+        (5, 10, "[##########----------]  50%"),
+        (10, 10, "[####################] 100%"),
+        (12, 10, "[####################] 100%"),
+        (0, 0, "[####################] 100%"),
+    ],
+)
+def test_the_progress_bar_shows_the_share_of_the_range_read(
+    done: int, total: int, shown: str
+) -> None:
+    assert bar(done, total) == shown
