@@ -6,13 +6,14 @@ STAMP := $(VENV)/.installed
 ORDERS ?= 50
 REPORT ?=
 
-.PHONY: help venv demo test lint unit start bench clean
+.PHONY: help venv demo test lint unit start bench clean checkov
 
 help:
 	@echo "make demo   run the order lifecycle end to end on this machine (ORDERS=50, REPORT=path)"
 	@echo "make test   lint and run every test"
 	@echo "make start  serve the function app and the stand-ins on 127.0.0.1"
 	@echo "make lint   ruff, mypy and import-linter"
+	@echo "make checkov  scan the Bicep in infra/ with checkov (its own .venv-checkov)"
 	@echo "make bench  run the benchmarks and write bench-report.json"
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -27,6 +28,15 @@ NODE_STAMP := node_modules/.installed
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $(NODE_STAMP)
+
+# checkov pins dependencies the project's tools do not share, so it has its own venv.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $(CHECKOV_STAMP)
 
 venv: $(STAMP) $(NODE_STAMP)
 
@@ -46,7 +56,11 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q
 
-test: lint $(NODE_STAMP)
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/python infra/parse_bicep.py
+	$(CHECKOV_VENV)/bin/checkov --config-file infra/checkov.yaml
+
+test: lint checkov $(NODE_STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
