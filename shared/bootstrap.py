@@ -32,6 +32,7 @@ from shared.mapping import MappingConfig, load_mapping
 from shared.messaging.ports import MessageSender
 from shared.observability.json_logging import configure_logging
 from shared.orchestration.flow import FlowConfig, load_flow
+from shared.orchestration.go_live import go_live_of
 from shared.orchestration.ports import OrderStore
 from shared.orchestration.runner import OrderRunner
 from shared.reconciliation.webhook_health import WebhookHealth
@@ -129,6 +130,7 @@ class Container:
                 sender=self.message_sender(),
                 clock=self.clock,
                 random=self.random,
+                go_live=go_live_of(self.settings),
             )
         return self._runner
 

@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
@@ -94,11 +95,21 @@ class StoreSettings(BaseModel):
     channel_ids: frozenset[int] = frozenset()
     api_url: str = DEFAULT_BIGCOMMERCE_API_URL
     store_id: str | None = Field(default=None, pattern=r"^\d+$")
+    # Orders created before this instant, and not already in Dataverse, belong to whatever
+    # served the store before (e.g. IOM's own BigCommerce provider): the connector leaves them.
+    go_live: datetime | None = None
 
-    @field_validator("webhook_secret", "client_secret", "store_id", mode="before")
+    @field_validator("webhook_secret", "client_secret", "store_id", "go_live", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("go_live")
+    @classmethod
+    def _go_live_utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # a naive instant is read as UTC
+        return value
 
     @field_validator("access_token")
     @classmethod

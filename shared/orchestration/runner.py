@@ -31,6 +31,7 @@ from shared.observability import correlation
 from shared.orchestration.context import OrderContext
 from shared.orchestration.failures import Failure, classify
 from shared.orchestration.flow import FlowConfig, StepName, Trigger
+from shared.orchestration.go_live import GoLive, before_go_live
 from shared.orchestration.messages import (
     MessageFormatError,
     OrderMessage,
@@ -79,7 +80,9 @@ class OrderRunner:
         sender: MessageSender,
         clock: Callable[[], datetime],
         random: Callable[[], float],
+        go_live: GoLive | None = None,
     ) -> None:
+        self._go_live = go_live or {}
         self._storefronts = storefronts
         self._store = store
         self._flow = flow
@@ -127,7 +130,10 @@ class OrderRunner:
         current: StepName | None = None
         replayed = message.trigger is Trigger.REPLAY  # a replay still held goes back to parking
         try:
-            await ctx.reload()
+            if await ctx.reload() is None and await self._not_ours(ctx):
+                detail = "created before the store's go-live and not in Dataverse: left alone"
+                log.info("order skipped: %s", detail)
+                return RunReport("skipped", detail=detail)  # nothing staged is committed
             for name in self._flow.steps_for(message.trigger):
                 current = name
                 started = time.monotonic()
@@ -218,6 +224,11 @@ class OrderRunner:
             ctx.writes.update_order(message.store_hash, message.order_id, hold_reason=reason)
         await self._best_effort(ctx)
         return self._report("parked", results, failed, failure.description)
+
+    async def _not_ours(self, ctx: OrderContext) -> bool:
+        if ctx.store_hash not in self._go_live:
+            return False
+        return before_go_live(self._go_live, ctx.store_hash, await ctx.order())
 
     async def _lift_error_hold(self, ctx: OrderContext) -> None:
         record = ctx.record

@@ -33,6 +33,7 @@ from shared.messaging.message import OutboundMessage
 from shared.messaging.ports import MessageSender
 from shared.messaging.queues import ORDER_EVENTS
 from shared.orchestration.flow import Trigger
+from shared.orchestration.go_live import before_go_live
 from shared.orchestration.messages import build_order_message, derived_id
 from shared.reconciliation.ports import SyncLedger
 from shared.reconciliation.sweep import SweepPolicy, Verdict, classify
@@ -201,7 +202,10 @@ async def run_backfill(
         recorded = await ledger.orders(store_hash, [o.id for o in candidates]) if candidates else {}
         messages: list[OutboundMessage] = []
         for o in candidates:
-            verdict = decide(o, recorded.get(o.id), policy.closed_statuses)
+            found = recorded.get(o.id)
+            if found is None and before_go_live(policy.go_live, store_hash, o):
+                continue
+            verdict = decide(o, found, policy.closed_statuses)
             if verdict is Verdict.CURRENT:
                 continue
             result.planned.append(Planned(o.id, verdict))

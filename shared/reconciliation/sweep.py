@@ -8,7 +8,8 @@ hook was deactivated) is to poll the Orders API. Each sweep does, per store (§2
    limit=250` (a store's first sweep: now - `first_lookback`). For each page, ONE ledger query
    (the salesorders of the page's order ids) and each order is:
    - skipped when its status is not taken in (0, Incomplete, and any status the mapping leaves
-     out): nothing would be written for it;
+     out): nothing would be written for it; skipped too when it was created before the store's
+     go-live and Dataverse does not hold it (go_live.py);
    - missing: no salesorder;
    - stale: BigCommerce's `date_modified` is newer than the recorded `bciom_bcdatemodified`, or
      the status differs from `bciom_bcstatusid`. A closed salesorder (statecode 2, 3 or 4) is
@@ -47,7 +48,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final, Protocol
@@ -60,6 +61,7 @@ from shared.messaging.message import OutboundMessage
 from shared.messaging.ports import MessageSender
 from shared.messaging.queues import ORDER_EVENTS
 from shared.orchestration.flow import Trigger
+from shared.orchestration.go_live import GoLive, before_go_live, go_live_of
 from shared.orchestration.messages import build_order_message, derived_id
 from shared.reconciliation.metrics import SweepMetrics
 from shared.reconciliation.ports import RecordedOrder, SyncLedger
@@ -118,6 +120,7 @@ class SweepPolicy:
     skip_statuses: frozenset[int] = frozenset({INCOMPLETE})
     closed_statuses: frozenset[int] = DEFAULT_CLOSED_STATUSES
     reverse_grace: timedelta = DEFAULT_GRACE
+    go_live: GoLive = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:
@@ -140,6 +143,7 @@ class SweepPolicy:
                 if rule.intake and rule.statecode in CLOSED_STATECODES
             )
         return cls(
+            go_live=go_live_of(settings),
             overlap=timedelta(seconds=settings.reconcile_overlap_seconds),
             first_lookback=timedelta(hours=settings.reconcile_first_lookback_hours),
             skip_statuses=skip,
@@ -290,8 +294,11 @@ class StoreSweep:
         messages: list[OutboundMessage] = []
         repaired: list[int] = []
         for order in candidates:
-            metrics.orders_checked += 1
             found = recorded.get(order.id)
+            if found is None and before_go_live(policy.go_live, self.store_hash, order):
+                metrics.orders_skipped += 1
+                continue
+            metrics.orders_checked += 1
             verdict = classify(order, found, policy.closed_statuses)
             if verdict is Verdict.CURRENT:
                 continue

@@ -830,6 +830,7 @@ def make_world(
     mapping: MappingConfig = DEFAULT_MAPPING,
     products: Collection[str] = (SKU_A, SKU_B),
     stock: Mapping[tuple[str, str], Decimal] | None = None,
+    go_live: Mapping[str, datetime] | None = None,
 ) -> World:
     storefront = FakeStorefront()
     store = FakeOrderStore(products=products, stock=stock)
@@ -843,6 +844,7 @@ def make_world(
         sender=sender,
         clock=clock,
         random=lambda: 0.5,
+        go_live=go_live,
     )
     return World(storefront, store, sender, clock, runner, flow)
 

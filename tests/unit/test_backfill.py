@@ -28,6 +28,7 @@ from shared.reconciliation.backfill import (
     run_backfill,
 )
 from shared.reconciliation.ports import RecordedOrder
+from shared.reconciliation.sweep import SweepPolicy
 from tests.unit.lifecycle_fakes import make_order
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
@@ -242,3 +243,30 @@ def test_the_progress_bar_shows_the_share_of_the_range_read(
     done: int, total: int, shown: str
 ) -> None:
     assert bar(done, total) == shown
+
+
+async def test_orders_created_before_go_live_and_not_in_dataverse_are_left_out(
+    state: SqliteStateStore,
+) -> None:
+    go_live = MODIFIED
+    early = (go_live - timedelta(days=1)).isoformat()
+    store_orders = [
+        make_order(1, 11, date_modified=MODIFIED, date_created=early),
+        make_order(2, 11, date_modified=MODIFIED, date_created=early),
+        make_order(3, 11, date_modified=MODIFIED, date_created=go_live.isoformat()),
+    ]
+    ledger = Ledger({2: RecordedOrder(2, 11, MODIFIED - timedelta(hours=1))})
+    sender = Sender()
+    result = await run_backfill(
+        STORE,
+        BackfillRange(min_id=1, max_id=100),
+        storefront=Storefront(store_orders),
+        ledger=ledger,  # type: ignore[arg-type]
+        sender=sender,
+        state=state,
+        clock=lambda: NOW,
+        correlation_id="c1",
+        policy=SweepPolicy(go_live={STORE: go_live}),
+    )
+    assert sender.ids() == [2, 3]
+    assert (result.checked, result.enqueued) == (3, 2)

@@ -21,6 +21,7 @@ from shared.orchestration.records import Lifecycle
 from shared.orchestration.runner import CONNECTOR_ERROR, ReceivedMessage, RunReport
 from tests.unit.lifecycle_fakes import (
     ADDRESS_ID,
+    CREATED,
     DEFAULT_FLOW,
     LINE_A,
     LINE_B,
@@ -923,3 +924,45 @@ async def test_a_partly_shipped_fulfillment_order_leaves_one_for_the_rest() -> N
     assert world.order.status_id == 10
     assert len(world.storefront.orders[ORDER_ID].shipments) == 2
     assert [x.quantity_shipped for x in world.record.lines] == [Decimal(2), Decimal(1)]
+
+
+# -- the go-live cut-over ---------------------------------------------------------------------
+
+
+async def test_an_order_created_before_go_live_and_not_in_dataverse_is_left_alone() -> None:
+    world = make_world(go_live={STORE: CREATED + timedelta(seconds=1)})
+    standard_order(world)
+
+    report = await world.handle(order_webhook())
+
+    assert report.outcome == "skipped"
+    assert "go-live" in report.detail
+    assert world.store.records == {}
+    assert world.store.journal == {}
+    assert world.store.commits == 0
+    assert world.storefront.writes == []
+    assert world.sender.sent == []
+
+
+async def test_an_order_taken_in_before_go_live_was_moved_later_keeps_its_lifecycle() -> None:
+    taken_in = make_world()
+    standard_order(taken_in)
+    await taken_in.handle(order_webhook())
+    world = make_world(go_live={STORE: CREATED + timedelta(days=1)})
+    world.store.records = dict(taken_in.store.records)
+    standard_order(world, status_id=5, date_modified=CREATED + timedelta(minutes=5))
+
+    report = await world.handle(order_webhook(status=(11, 5)))
+
+    assert report.outcome == "done", report
+    assert world.record.lifecycle is Lifecycle.CANCELLED
+
+
+async def test_an_order_created_at_or_after_go_live_is_taken_in() -> None:
+    world = make_world(go_live={STORE: CREATED, "otherstore": CREATED + timedelta(days=1)})
+    standard_order(world)
+
+    report = await world.handle(order_webhook())
+
+    assert report.outcome == "done", report
+    assert world.record.lifecycle is Lifecycle.RELEASED

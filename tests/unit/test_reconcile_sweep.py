@@ -831,3 +831,24 @@ async def test_a_failing_part_does_not_stop_the_others(world: World) -> None:
     assert sorted(world.sender.order_ids()) == [1, 40]
     outcome = StoreOutcome(STORE, "failed", metrics, reason="; ".join(metrics.errors))
     assert outcome.to_json()["metrics"]["orders_enqueued"] == 1
+
+
+async def test_orders_created_before_go_live_are_skipped_unless_dataverse_holds_them(
+    world: World,
+) -> None:
+    go_live = T0 - minutes(60)
+    before = make_order(1, 11, date_modified=T0, date_created=(go_live - minutes(1)).isoformat())
+    before_but_ours = make_order(
+        2, 11, date_modified=T0 + minutes(1), date_created=(go_live - minutes(1)).isoformat()
+    )
+    after = make_order(3, 11, date_modified=T0 + minutes(2), date_created=go_live.isoformat())
+    world.storefront.put(before, before_but_ours, after)
+    world.ledger.record(before_but_ours, bc_date_modified=T0 - minutes(30))
+    world.policy = SweepPolicy(go_live={STORE: go_live})
+
+    metrics = await world.sweep().run()
+
+    assert metrics.outcome == "ok", metrics.errors
+    assert sorted(world.sender.order_ids()) == [2, 3]
+    assert (metrics.orders_checked, metrics.orders_skipped) == (2, 1)
+    assert metrics.coverage == 0.0
