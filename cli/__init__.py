@@ -22,13 +22,13 @@ EXIT_USAGE: Final = 2
 
 def build_parser() -> argparse.ArgumentParser:
     # Imported here so that group modules can import the exit codes above without a cycle.
-    from cli import backfill, orders, queues, reconcile, schema, webhooks
+    from cli import backfill, doctor, orders, queues, reconcile, schema, webhooks
 
     parser = argparse.ArgumentParser(
         prog="python -m cli", description="The connector's operator CLI."
     )
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
-    for group in (backfill, orders, queues, reconcile, schema, webhooks):
+    for group in (backfill, doctor, orders, queues, reconcile, schema, webhooks):
         group.register(groups)
     return parser
 

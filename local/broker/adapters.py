@@ -20,12 +20,19 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Final, TypeVar
 
 from shared.messaging.message import InboundMessage, OutboundMessage
-from shared.messaging.ports import MovedMessage, QueueCounts, ReplayedMessage, SendError
+from shared.messaging.ports import (
+    MovedMessage,
+    QueueCounts,
+    QueueNotFoundError,
+    QueueProperties,
+    ReplayedMessage,
+    SendError,
+)
 from shared.messaging.queues import ALL_QUEUES, QueueSpec
 from shared.messaging.replay import replay_message_id, replay_report
 
 from .broker import LocalBroker, SendChannel
-from .errors import BrokerError, MessageNotFoundError
+from .errors import BrokerError, MessageNotFoundError, QueueNotFound
 from .models import QueueSettings
 
 _T = TypeVar("_T")
@@ -177,6 +184,21 @@ class LocalQueueAdmin:
             QueueCounts(info.name, info.active_count, info.scheduled_count, info.dead_letter_count)
             for info in infos
         ]
+
+    async def queue_properties(self, queue: str) -> QueueProperties:
+        try:
+            settings = (await self._executor.run(self._broker.queue_info, queue)).settings
+        except QueueNotFound:
+            raise QueueNotFoundError(f"no queue {queue!r} in the local broker") from None
+        return QueueProperties(
+            name=queue,
+            requires_session=settings.requires_session,
+            lock_duration=settings.lock_duration,
+            max_delivery_count=settings.max_delivery_count,
+            duplicate_detection_window=settings.duplicate_detection_window,
+            default_time_to_live=settings.default_time_to_live,
+            dead_lettering_on_expiration=settings.dead_lettering_on_expiration,
+        )
 
     async def peek_dead_letters(self, queue: str, max_messages: int) -> list[InboundMessage]:
         return await self._executor.run(

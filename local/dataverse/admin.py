@@ -9,7 +9,8 @@
   delay_ms?, limit?: requests|execution|concurrency, retry_after?}`.
 * `GET/PUT /__sim/settings` `{latency_ms?: "150,30", request_limit?: "6000/300",
   execution_limit?: "1200000/300", concurrency_limit?, dop_hint?, key_activation_seconds?,
-  throttle_rate?: 0..1}`.
+  throttle_rate?: 0..1, revoked_privileges?: ["prvWriteContact", ...]}` (privileges the
+  identity no longer holds, as `RetrieveUserPrivileges` reports).
 * `GET/DELETE /__sim/requests` (`?method=&path_prefix=&status=&limit=`): requests received.
 * `POST /__sim/reset` `{provisioned?: bool}`: forget every row and table change, faults,
   requests and setting changes.
@@ -135,6 +136,7 @@ def _settings_json(standin: StandIn) -> dict[str, Any]:
         "dop_hint": runtime.dop_hint,
         "key_activation_seconds": runtime.key_activation_seconds,
         "throttle_rate": runtime.throttle_rate,
+        "revoked_privileges": sorted(standin.service.revoked_privileges),
         "provisioned_at_start": standin.settings.provisioned,
         "database": standin.settings.db_path or ":memory:",
     }
@@ -165,6 +167,12 @@ async def put_settings(request: Request) -> Response:
         rate = float(body.get("throttle_rate", standin.runtime.throttle_rate))
         if dop_hint < 0 or activation < 0 or not 0 <= rate <= 1:
             raise ValueError("dop_hint and key_activation_seconds >= 0, throttle_rate in 0..1")
+        revoked = standin.service.revoked_privileges
+        if "revoked_privileges" in body:
+            names = body["revoked_privileges"]
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ValueError("revoked_privileges must be a list of privilege names")
+            revoked = frozenset(names)
     except (TypeError, ValueError) as exc:
         return error(400, str(exc))
     standin.set_limits(limits)
@@ -172,6 +180,7 @@ async def put_settings(request: Request) -> Response:
     standin.runtime.dop_hint = dop_hint
     standin.runtime.throttle_rate = rate
     standin.set_key_activation(activation)
+    standin.service.revoked_privileges = revoked
     return JSONResponse(_settings_json(standin))
 
 

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from local.dataverse import errors
 from local.dataverse.catalog import Attribute, Entity, Key
+from local.dataverse.security import privileges_json
 
 NS: Final = "Microsoft.Dynamics.CRM."
 # kind → (metadata type, AttributeType, AttributeTypeName)
@@ -80,6 +81,7 @@ def entity_json(entity: Entity) -> dict[str, Any]:
         "IsOptimisticConcurrencyEnabled": True,
         "DisplayName": label(entity.label),
         "HasChanged": None,
+        "Privileges": privileges_json(entity),
     }
 
 

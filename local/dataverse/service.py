@@ -9,7 +9,9 @@ Resources below `/api/data/v9.2/`:
 - `<set>(<key>)/<collection nav>`: GET (query), POST (create a child);
 - `EntityDefinitions...`, `RelationshipDefinitions`: see metadata.py; `$batch`: batch.py;
 - `FulfillSalesOrder`, `CancelSalesOrder`: POST, the unbound actions of actions.py;
-- `WhoAmI`, `$metadata` (a CSDL outline), and the service document.
+- `WhoAmI`, `$metadata` (a CSDL outline), and the service document;
+- `systemusers` and `systemusers(<id>)/Microsoft.Dynamics.CRM.RetrieveUserPrivileges()`
+  (security.py).
 Every write runs in a savepoint, so a failing deep insert leaves nothing behind.
 """
 
@@ -19,7 +21,7 @@ import logging
 import uuid
 from typing import Final
 
-from local.dataverse import actions, batch, csdl, errors, keys
+from local.dataverse import actions, batch, csdl, errors, keys, security
 from local.dataverse.catalog import Entity
 from local.dataverse.keys import KeyRef, Segment
 from local.dataverse.messages import (
@@ -57,6 +59,7 @@ class Service:
         self.store = store
         self.key_activation_seconds = key_activation_seconds
         self.metadata = Metadata(store, store.clock)
+        self.revoked_privileges: frozenset[str] = frozenset()  # set by the admin API
 
     def dispatch(self, request: ApiRequest) -> ApiResponse:
         with self.store.lock:  # one operation at a time, as a single writer
@@ -91,6 +94,9 @@ class Service:
                 raise _not_allowed(request.method)
             with self.store.savepoint():
                 return actions.run(self.store, request, head.name)
+        if head.name == security.USERS:
+            catalog = self.store.catalog.values()
+            return security.handle(request, segments, IDS, catalog, self.revoked_privileges)
         if head.name in _METADATA_SETS:
             if request.method == "GET":
                 return self.metadata.handle(request, segments)

@@ -80,6 +80,7 @@ class StandIn:
         )
         self.runtime = self._initial_runtime()
         self.service.key_activation_seconds = self.runtime.key_activation_seconds
+        self.service.revoked_privileges = frozenset()
         self.protection.limits = self.settings.limits
         self.protection.reset()
         self.faults.clear()

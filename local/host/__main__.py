@@ -2,6 +2,7 @@
 
 Loads local.settings.json, decides which services are stand-ins, starts them, indexes the app,
 prints every URL and key, and serves until SIGINT or SIGTERM, then stops everything it started.
+The settings it ends up with go to `<state dir>/stack.env` for the operator CLI to source.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from local.broker.adapters import LocalBrokerSender
+from local.host import host_json
 from local.host.broker_source import BrokerSource, open_broker
 from local.host.indexing import IndexingError, find_app, index
 from local.host.keys import load_or_create
 from local.host.queue_pump import QueueSource
 from local.host.runtime import FunctionHost
 from local.host.servicebus_source import AzureQueueSource
+from local.stack.env_file import ENV_FILE, write_env_file
 from local.stack.plan import StackPlan, plan
 from local.stack.processes import Children
 from local.stack.settings_file import load_values
@@ -33,7 +36,9 @@ from shared.dataverse.auth import token_provider_for
 from shared.messaging.azure_servicebus import ServiceBusConnection
 
 
-def _print_banner(stack: StackPlan, host: FunctionHost, master: str, default: str) -> None:
+def _print_banner(
+    stack: StackPlan, host: FunctionHost, master: str, default: str, env_file: Path
+) -> None:
     base = f"http://127.0.0.1:{host.port}/{host.options.route_prefix}".rstrip("/")
     lines = ["", "Functions:"]
     for fn in host.app.http:
@@ -59,8 +64,23 @@ def _print_banner(stack: StackPlan, host: FunctionHost, master: str, default: st
         lines.append(f"  Service Bus:           local broker {stack.broker_path}")
     else:
         lines.append("  Service Bus: the namespace in ServiceBusConnection")
+    lines += ["", f"Operator CLI settings: . {env_file} && python -m cli doctor"]
     lines.append("\nPress Ctrl-C to stop.")
     print("\n".join(lines), flush=True)
+
+
+def _webhook_defaults(root: Path, stack: StackPlan, function_key: str) -> dict[str, str]:
+    """The simulated store's hooks belong at this host's webhook function: unless configured,
+    WEBHOOK_DESTINATION_URL and WEBHOOK_FUNCTION_KEY name it and its default key, so the
+    reconciliation timer's webhook health check creates and repairs them. An empty value (the
+    demo, benchmarks and tests, which register the hooks they want) turns that off."""
+    prefix = host_json.load(root / "host.json").route_prefix
+    path = "/".join(p for p in (prefix, "webhooks/bigcommerce") if p)
+    defaults = {
+        "WEBHOOK_DESTINATION_URL": f"{stack.functions_url}/{path}",
+        "WEBHOOK_FUNCTION_KEY": function_key,
+    }
+    return {name: value for name, value in defaults.items() if name not in os.environ}
 
 
 async def _serve(host: FunctionHost, stop: asyncio.Event, started: asyncio.Event) -> None:
@@ -106,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid configuration: {exc}", file=sys.stderr)
         return 2
     os.environ.update(stack.env)
+    # Before indexing, which reads the settings: the function key may be one of them.
+    keys = load_or_create(state_dir / "host-keys.json")
+    if stack.simulate_bigcommerce:
+        os.environ.update(_webhook_defaults(root, stack, keys.default))
+    files = {"LOCAL_STATE_DIR": str(state_dir), "LOCAL_BROKER_PATH": str(stack.broker_path)}
+    write_env_file(state_dir / ENV_FILE, {**files, **os.environ})
 
     children = Children()
     stop = asyncio.Event()
@@ -139,7 +165,6 @@ def main(argv: list[str] | None = None) -> int:
             source = AzureQueueSource(ServiceBusConnection.from_settings(settings))
         if bootstrap.container().settings.state_transport == "local":
             bootstrap.override(state=SqliteStateStore(state_db_path(os.environ, state_dir)))
-        keys = load_or_create(state_dir / "host-keys.json")
         host = FunctionHost.from_files(indexed, keys, root, source, stack.ports.functions)
         if stack.simulate_bigcommerce:
             children.start("bigcommerce", "local.bigcommerce", stack.ports.bigcommerce)
@@ -155,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             started_wait = asyncio.create_task(started.wait())
             await asyncio.wait({serving, started_wait}, return_when=asyncio.FIRST_COMPLETED)
             if started.is_set():
-                _print_banner(stack, host, keys.master, keys.default)
+                _print_banner(stack, host, keys.master, keys.default, state_dir / ENV_FILE)
             started_wait.cancel()
             await serving
 

@@ -53,7 +53,15 @@ class HostProcess(ModuleProcess):
         log: TextIO | None = None,
     ) -> None:
         self.state_dir = state_dir
-        full_env = {**clean_environ(), "LOCAL_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+        full_env = {
+            **clean_environ(),
+            "LOCAL_STATE_DIR": str(state_dir),
+            "PYTHONUNBUFFERED": "1",
+            # The demo, benchmarks and tests register the hooks they want: the webhook health
+            # check must not add its own at the host (`make start` points them there).
+            "WEBHOOK_DESTINATION_URL": "",
+            "WEBHOOK_FUNCTION_KEY": "",
+        }
         if free_ports:
             for name in ("LOCAL_FUNCTIONS_PORT", "LOCAL_BIGCOMMERCE_PORT", "LOCAL_DATAVERSE_PORT"):
                 full_env[name] = str(free_port())

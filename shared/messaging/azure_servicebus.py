@@ -23,11 +23,11 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any, Final, Literal
 
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 from azure.servicebus import (
     NEXT_AVAILABLE_SESSION,
@@ -44,7 +44,15 @@ from azure.servicebus.exceptions import MessageSizeExceededError, OperationTimeo
 
 from shared.config import ConfigurationError, Settings
 from shared.messaging.message import InboundMessage, OutboundMessage, PropertyValue
-from shared.messaging.ports import MovedMessage, QueueCounts, ReplayedMessage, SendError
+from shared.messaging.ports import (
+    AccessDeniedError,
+    MovedMessage,
+    QueueCounts,
+    QueueNotFoundError,
+    QueueProperties,
+    ReplayedMessage,
+    SendError,
+)
 from shared.messaging.queues import ALL_QUEUES
 from shared.messaging.replay import replay_copy, replay_report
 
@@ -389,6 +397,35 @@ class AzureQueueAdmin:
             )
         return counts
 
+    async def queue_properties(self, queue: str) -> QueueProperties:
+        """`GET` of the queue's description over the namespace's management (ATOM) API, which
+        needs Manage rights (a SAS rule with Manage, or Azure Service Bus Data Owner)."""
+        try:
+            found = await self._clients.admin().get_queue(queue)
+        except ResourceNotFoundError:
+            raise QueueNotFoundError(f"no queue {queue!r} in the namespace") from None
+        except HttpResponseError as exc:
+            # The management API answers 401 ("Manage,EntityRead claims required") to an identity
+            # with data rights only; a credential that got no token has no status and is raised.
+            if exc.status_code in (401, 403):
+                raise AccessDeniedError(
+                    f"reading the properties of {queue!r}: HTTP {exc.status_code}"
+                ) from None
+            raise
+        return QueueProperties(
+            name=queue,
+            requires_session=bool(found.requires_session),
+            lock_duration=_span(found.lock_duration),
+            max_delivery_count=found.max_delivery_count or 0,
+            duplicate_detection_window=(
+                _span(found.duplicate_detection_history_time_window)
+                if found.requires_duplicate_detection
+                else None
+            ),
+            default_time_to_live=_span(found.default_message_time_to_live),
+            dead_lettering_on_expiration=bool(found.dead_lettering_on_message_expiration),
+        )
+
     def _dead_letter_receiver(
         self, queue: str, mode: ServiceBusReceiveMode = ServiceBusReceiveMode.PEEK_LOCK
     ) -> ServiceBusReceiver:
@@ -599,6 +636,14 @@ class AzureQueueAdmin:
 
     async def close(self) -> None:
         await self._clients.close()
+
+
+def _span(value: timedelta | str | None) -> timedelta:
+    """A duration `get_queue` read: the SDK parses the ISO 8601 text into a timedelta (the
+    `str` in its type is for what callers may pass when creating a queue)."""
+    if not isinstance(value, timedelta):
+        raise ValueError(f"Service Bus reported a duration that is not one: {value!r}")
+    return value
 
 
 async def _peek(receiver: ServiceBusReceiver, limit: int) -> list[ServiceBusReceivedMessage]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 from shared.messaging.message import InboundMessage, OutboundMessage
@@ -16,6 +17,15 @@ from shared.messaging.message import InboundMessage, OutboundMessage
 
 class SendError(Exception):
     """The broker did not confirm the send: the caller must not acknowledge upstream."""
+
+
+class QueueNotFoundError(LookupError):
+    """The queue does not exist."""
+
+
+class AccessDeniedError(Exception):
+    """The identity may not do this (reading queue properties needs Manage rights, which Data
+    Sender/Receiver do not give)."""
 
 
 class MessageSender(Protocol):
@@ -36,6 +46,20 @@ class QueueCounts:
     active: int
     scheduled: int
     dead_letter: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueProperties:
+    """The properties of a queue that `shared/messaging/queues.py` specifies, as the broker
+    reports them. `duplicate_detection_window` is None when duplicate detection is off."""
+
+    name: str
+    requires_session: bool
+    lock_duration: timedelta
+    max_delivery_count: int
+    duplicate_detection_window: timedelta | None
+    default_time_to_live: timedelta | None
+    dead_lettering_on_expiration: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +88,11 @@ class MovedMessage:
 
 class QueueAdmin(Protocol):
     async def queue_counts(self) -> list[QueueCounts]: ...
+
+    async def queue_properties(self, queue: str) -> QueueProperties:
+        """Reads the queue's properties; changes nothing. QueueNotFoundError when it does not
+        exist, AccessDeniedError when the identity may not read them."""
+        ...
 
     async def peek(self, queue: str, max_messages: int) -> list[InboundMessage]:
         """Up to `max_messages` of the queue's messages, lowest sequence number first, unchanged.

@@ -233,6 +233,23 @@ class AzureTableStateStore:
             str(entity.metadata["etag"]),
         )
 
+    async def table_exists(self) -> bool:
+        """Whether the table exists, found by one read that creates nothing (unlike every
+        other call, which creates the table first): for the operator's doctor. Raises
+        StateError when Table Storage cannot be read (unreachable, refused credentials, no
+        Storage Table Data Reader/Contributor role)."""
+        client = self._new_client()
+        try:
+            await client.get_entity("doctor", "probe")
+        except ResourceNotFoundError as exc:
+            # Both a missing row and a missing table are 404s; the error code tells them apart.
+            return getattr(exc, "error_code", None) != "TableNotFound"
+        except AzureError as exc:
+            raise _failure("read", exc) from None
+        finally:
+            await client.close()
+        return True
+
     async def get(self, partition: str, key: str) -> Entity | None:
         check_key("partition", partition)
         check_key("key", key)

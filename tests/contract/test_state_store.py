@@ -235,3 +235,28 @@ async def test_table_storage_failures_are_one_safe_line() -> None:
     assert message.startswith("Table Storage create table failed (ServiceRequestError")
     assert "\n" not in message
     assert "AccountKey" not in message
+
+
+async def test_table_exists_reads_without_creating_the_table(azurite: Azurite) -> None:
+    table = f"t{uuid.uuid4().hex}"
+    store = AzureTableStateStore.from_connection_string(azurite.connection_string, table)
+    try:
+        assert await store.table_exists() is False
+        assert await store.table_exists() is False  # the first look created nothing
+        await store.upsert("sweeps", "abc123", {"at": 1})  # creates the table on first use
+        assert await store.table_exists() is True
+    finally:
+        await store.close()
+
+
+async def test_table_exists_fails_in_one_safe_line_when_unreachable() -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = AzureTableStateStore.from_connection_string(connection_string(port), "t", retries=0)
+    try:
+        with pytest.raises(StateError) as raised:
+            await store.table_exists()
+    finally:
+        await store.close()
+    assert str(raised.value).startswith("Table Storage read failed (ServiceRequestError")

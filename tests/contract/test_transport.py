@@ -45,7 +45,13 @@ from shared.messaging.azure_servicebus import (
     from_received,
 )
 from shared.messaging.message import InboundMessage, OutboundMessage, PropertyValue
-from shared.messaging.ports import MessageSender, QueueAdmin, QueueCounts, SendError
+from shared.messaging.ports import (
+    MessageSender,
+    QueueAdmin,
+    QueueCounts,
+    QueueNotFoundError,
+    SendError,
+)
 from shared.messaging.queues import ORDER_EVENTS, ORDER_PARKED
 from shared.messaging.replay import replay_message_id
 
@@ -638,3 +644,29 @@ async def test_move_completes_a_message_only_after_its_send_succeeded(
     assert [m.body for m in await driver.receive(session)] == [b"good"]
     [left] = await driver.admin.peek(plain_queue, 10)
     assert left.message_id == bad.message_id
+
+
+async def test_queue_properties_reads_what_the_queue_was_created_with(driver: Driver) -> None:
+    # Both drivers' queues have sessions, duplicate detection and dead-lettering on expiry.
+    properties = await driver.admin.queue_properties(driver.queue)
+
+    assert properties.name == driver.queue
+    assert properties.requires_session is True
+    assert properties.duplicate_detection_window is not None
+    assert properties.duplicate_detection_window > timedelta(0)
+    assert properties.dead_lettering_on_expiration is True
+    assert properties.max_delivery_count >= 1
+    assert properties.lock_duration > timedelta(0)
+
+
+async def test_queue_properties_of_a_queue_without_sessions(
+    driver: Driver, plain_queue: str
+) -> None:
+    properties = await driver.admin.queue_properties(plain_queue)
+
+    assert properties.requires_session is False
+
+
+async def test_queue_properties_of_a_missing_queue_raise_not_found(driver: Driver) -> None:
+    with pytest.raises(QueueNotFoundError):
+        await driver.admin.queue_properties(f"missing-{uuid.uuid4().hex[:12]}")

@@ -1,0 +1,94 @@
+"""Key Vault references the platform could not resolve.
+
+An app setting whose value is `@Microsoft.KeyVault(SecretUri=...)` or
+`@Microsoft.KeyVault(VaultName=...;SecretName=...)` is replaced by the secret when App Service
+can read it with the app's identity; when it cannot (no such secret, no access, a wrong identity,
+a firewall), the app receives the reference text itself. The settings still validate (a token is
+just a non-empty string), so the failure would otherwise surface later as a 401 somewhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import urlsplit
+
+from shared.config.settings import STORES_SETTING, store_setting_name
+from shared.diagnostics.result import CheckResult
+
+NAME: Final = "secrets"
+_REFERENCE: Final = re.compile(r"^\s*@Microsoft\.KeyVault\((?P<body>.*)\)\s*$", re.I | re.S)
+# The secrets the connector reads; every one can be a Key Vault reference.
+STORE_SECRETS: Final = ("ACCESS_TOKEN", "WEBHOOK_SECRET", "CLIENT_SECRET")
+APP_SECRETS: Final = ("WEBHOOK_FUNCTION_KEY", "ServiceBusConnection", "STATE_CONNECTION_STRING")
+HINT: Final = (
+    "the app's identity could not read the secret: check that the secret exists in the vault "
+    "(bigcommerce-<hash>-access-token, ...), that the identity has the 'Key Vault Secrets User' "
+    "role and is the app's keyVaultReferenceIdentity, and the vault's network rules; the "
+    "portal shows each reference's status under Environment variables"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UnresolvedReference:
+    setting: str
+    secret: str  # vault/secret as the reference names it (a reference holds no secret)
+
+
+def is_reference(value: str) -> bool:
+    return _REFERENCE.match(value) is not None
+
+
+def referenced_secret(value: str) -> str:
+    """`vault/secret` from either reference form, or the reference's text when unreadable."""
+    match = _REFERENCE.match(value)
+    if match is None:
+        raise ValueError("not a Key Vault reference")
+    body = match.group("body").strip()
+    parts: dict[str, str] = {}
+    for item in body.split(";"):
+        key, sep, text = item.partition("=")
+        if sep:
+            parts[key.strip().lower()] = text.strip()
+    uri = parts.get("secreturi")
+    if uri:
+        split = urlsplit(uri)
+        vault = (split.hostname or "?").split(".")[0]
+        segments = [s for s in split.path.split("/") if s]
+        name = segments[1] if len(segments) >= 2 and segments[0] == "secrets" else "?"
+        return f"{vault}/{name}"
+    if "vaultname" in parts or "secretname" in parts:
+        return f"{parts.get('vaultname', '?')}/{parts.get('secretname', '?')}"
+    return body[:100]
+
+
+def secret_settings(environ: Mapping[str, str]) -> list[str]:
+    """The names of the secret settings the connector reads, for the stores configured."""
+    stores = [s.strip() for s in environ.get(STORES_SETTING, "").split(",") if s.strip()]
+    names = [store_setting_name(h, field) for h in stores for field in STORE_SECRETS]
+    return [*names, *APP_SECRETS]
+
+
+def unresolved_references(environ: Mapping[str, str]) -> list[UnresolvedReference]:
+    """Every setting still holding a Key Vault reference: the connector's secrets first, then
+    any other setting (a reference left anywhere is a setting the app reads as that text)."""
+    secrets = secret_settings(environ)
+    ordered = [*secrets, *sorted(n for n in environ if n not in secrets)]
+    return [
+        UnresolvedReference(name, referenced_secret(environ[name]))
+        for name in ordered
+        if name in environ and is_reference(environ[name])
+    ]
+
+
+def check_secrets(environ: Mapping[str, str]) -> CheckResult:
+    unresolved = unresolved_references(environ)
+    if unresolved:
+        names = ", ".join(f"{u.setting} ({u.secret})" for u in unresolved)
+        return CheckResult.failed(NAME, f"unresolved Key Vault reference: {names}", HINT)
+    present = [n for n in secret_settings(environ) if environ.get(n)]
+    return CheckResult.passed(
+        NAME, f"no unresolved Key Vault reference ({len(present)} secret settings set)"
+    )
