@@ -36,6 +36,7 @@ from pydantic_settings import (
 )
 
 from shared.config.errors import ConfigurationError
+from shared.config.keyvault import UNRESOLVED, is_key_vault_reference
 
 STORES_SETTING: Final = "BIGCOMMERCE_STORES"
 STORE_HASH_PATTERN: Final = re.compile(r"^[a-z0-9]{1,32}$")
@@ -82,6 +83,12 @@ def _split_list(value: object) -> object:
     return value
 
 
+def _resolved_secret(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and is_key_vault_reference(value.get_secret_value()):
+        raise ValueError(UNRESOLVED)
+    return value
+
+
 class StoreSettings(BaseModel):
     """One BigCommerce store served by this deployment."""
 
@@ -117,6 +124,11 @@ class StoreSettings(BaseModel):
         if not value.get_secret_value().strip():
             raise ValueError("must not be empty")
         return value
+
+    @field_validator("access_token", "webhook_secret", "client_secret")
+    @classmethod
+    def _resolved(cls, value: SecretStr | None) -> SecretStr | None:
+        return _resolved_secret(value)
 
     @field_validator("webhook_checks", "channel_ids", mode="before")
     @classmethod
@@ -290,6 +302,20 @@ class Settings(BaseSettings):
     @classmethod
     def _destination(cls, value: str | None) -> str | None:
         return require_https_unless_loopback(value) if value else None
+
+    @field_validator("servicebus_connection_string", "state_connection_string")
+    @classmethod
+    def _resolved(cls, value: SecretStr | None) -> SecretStr | None:
+        return _resolved_secret(value)
+
+    @field_validator("webhook_function_key")
+    @classmethod
+    def _function_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # Optional, and set only after the first deployment: until its secret exists the health
+        # check re-enables hooks but cannot rewrite them, and the doctor names the setting.
+        if value is not None and is_key_vault_reference(value.get_secret_value()):
+            return None
+        return value
 
     @field_validator("log_level")
     @classmethod

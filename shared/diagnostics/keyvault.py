@@ -1,25 +1,23 @@
-"""Key Vault references the platform could not resolve.
+"""Key Vault references the platform could not resolve (shared/config/keyvault.py).
 
-An app setting whose value is `@Microsoft.KeyVault(SecretUri=...)` or
-`@Microsoft.KeyVault(VaultName=...;SecretName=...)` is replaced by the secret when App Service
-can read it with the app's identity; when it cannot (no such secret, no access, a wrong identity,
-a firewall), the app receives the reference text itself. The settings still validate (a token is
-just a non-empty string), so the failure would otherwise surface later as a 401 somewhere.
+The app refuses to start on an unresolved secret it needs (settings name the first one) and
+treats an unresolved WEBHOOK_FUNCTION_KEY as unset; this row names every setting that still
+holds a reference, with the vault and secret each one points at.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
+from shared.config.keyvault import KEY_VAULT_REFERENCE
 from shared.config.settings import STORES_SETTING, store_setting_name
 from shared.diagnostics.result import CheckResult
 
 NAME: Final = "secrets"
-_REFERENCE: Final = re.compile(r"^\s*@Microsoft\.KeyVault\((?P<body>.*)\)\s*$", re.I | re.S)
+_REFERENCE: Final = KEY_VAULT_REFERENCE
 # The secrets the connector reads; every one can be a Key Vault reference.
 STORE_SECRETS: Final = ("ACCESS_TOKEN", "WEBHOOK_SECRET", "CLIENT_SECRET")
 APP_SECRETS: Final = ("WEBHOOK_FUNCTION_KEY", "ServiceBusConnection", "STATE_CONNECTION_STRING")

@@ -177,3 +177,44 @@ def test_a_bad_mapping_file_fails_start_up_with_one_line(tmp_path) -> None:  # t
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("invalid mapping: ")
+
+
+REFERENCE = "@Microsoft.KeyVault(SecretUri=https://kv1.vault.azure.net/secrets/bc-token/)"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "BIGCOMMERCE_ABC123_ACCESS_TOKEN",
+        "BIGCOMMERCE_ABC123_WEBHOOK_SECRET",
+        "BIGCOMMERCE_DEF456_CLIENT_SECRET",
+        "STATE_CONNECTION_STRING",
+    ],
+)
+def test_an_unresolved_key_vault_reference_stops_start_up_naming_the_setting(  # type: ignore[no-untyped-def]
+    environ, name: str
+) -> None:
+    environ({**VALID, name: REFERENCE})
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert str(raised.value).startswith(f"invalid configuration: {name}: is a Key Vault reference")
+
+
+def test_an_unresolved_function_key_counts_as_unset(environ) -> None:  # type: ignore[no-untyped-def]
+    environ({**VALID, "WEBHOOK_FUNCTION_KEY": "@Microsoft.KeyVault(VaultName=kv1;SecretName=k)"})
+    assert load_settings().webhook_function_key is None
+    environ({"WEBHOOK_FUNCTION_KEY": "real-key"})
+    key = load_settings().webhook_function_key
+    assert key is not None
+    assert key.get_secret_value() == "real-key"
+
+
+def test_go_live_is_an_instant_naive_meaning_utc(environ) -> None:  # type: ignore[no-untyped-def]
+    environ({**VALID, "BIGCOMMERCE_ABC123_GO_LIVE": "2026-11-01T06:00:00"})
+    abc, def_ = load_settings().stores
+    assert abc.go_live is not None
+    assert abc.go_live.isoformat() == "2026-11-01T06:00:00+00:00"
+    assert def_.go_live is None
+    environ({"BIGCOMMERCE_ABC123_GO_LIVE": "soon"})
+    with pytest.raises(ConfigurationError, match="BIGCOMMERCE_ABC123_GO_LIVE"):
+        load_settings()
