@@ -28,6 +28,9 @@ from shared.webhooks.events import PRODUCER, EventValidationError, parse_envelop
 log = logging.getLogger("connector.ingress")
 
 MAX_BODY_BYTES: Final = 256 * 1024
+# BigCommerce callbacks nest four levels at most; deeper bodies are refused before validation,
+# whose serializers have their own (lower than the parser's) recursion limits.
+MAX_NESTING: Final = 32
 PROBLEM_BASE: Final = "https://github.com/bigcommerce-iom-connector/problems/"
 
 
@@ -54,6 +57,27 @@ def _problem(
 ) -> IngressResponse:
     body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
     return IngressResponse(status, body, headers or {})
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _nesting(value: object) -> int:
+    """How deeply arrays and objects nest in a parsed body (iteratively: the body is untrusted)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack and deepest <= MAX_NESTING:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: list[object] = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _is_json(content_type: str) -> bool:
@@ -114,8 +138,9 @@ class WebhookIngress:
                 {"Allow": "POST"},
             ), {}
         declared = request.headers.get("content-length", "")
+        # str.isdigit() is also true of "²", which int() refuses.
         if len(request.body) > MAX_BODY_BYTES or (
-            declared.isdigit() and int(declared) > MAX_BODY_BYTES
+            declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES
         ):
             return _problem(
                 413, "too-large", "Payload too large", f"The body exceeds {MAX_BODY_BYTES} bytes."
@@ -128,11 +153,21 @@ class WebhookIngress:
                 "The body must be application/json.",
             ), {}
         try:
-            payload = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
+            # JSON between systems is UTF-8 (RFC 8259), with no NaN or Infinity: json.loads alone
+            # would also take UTF-16, encoded lone surrogates and those constants.
+            text = request.body.decode("utf-8")
+            payload = json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
             return _problem(400, "invalid-json", "Invalid body", "The body is not JSON."), {}
+        if _nesting(payload) > MAX_NESTING:
+            return _problem(
+                400,
+                "invalid-json",
+                "Invalid body",
+                f"The body nests deeper than {MAX_NESTING} levels.",
+            ), {}
         producer = payload.get("producer") if isinstance(payload, dict) else None
-        match = PRODUCER.match(producer) if isinstance(producer, str) else None
+        match = PRODUCER.fullmatch(producer) if isinstance(producer, str) else None
         if match is None:
             return _problem(
                 400,

@@ -2,7 +2,9 @@
 
 Shapes follow the callback models in BigCommerce's docs (docs/webhooks/callbacks/*.yml and the
 events reference). Unknown extra fields are allowed, since BigCommerce adds fields over time;
-missing or mistyped fields we rely on are not.
+missing or mistyped fields we rely on are not. Integers are JSON integers, or strings of digits
+as transaction callbacks send them: not true/false, 2.0 or " 2", which pydantic's lax mode would
+turn into ids.
 """
 
 from __future__ import annotations
@@ -11,10 +13,25 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-PositiveId = Annotated[int, Field(gt=0)]
+# The connector keeps BigCommerce ids in Dataverse whole-number columns (int32), and the Service
+# Bus SDK encodes an int application property as int32: a larger id is not one we can process.
+MAX_ID: Final = 2**31 - 1
+# Matched with fullmatch (and by pydantic, whose `$` is the end of the text): no trailing newline.
 PRODUCER: Final = re.compile(r"^stores/([a-z0-9]{1,32})$")
+
+
+def _integer(value: object) -> object:
+    if isinstance(value, bool | float) or (
+        isinstance(value, str) and not (value.isascii() and value.isdigit())
+    ):
+        raise ValueError("must be an integer")
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_integer)]
+PositiveId = Annotated[Integer, Field(gt=0, le=MAX_ID)]
 
 
 class _Model(BaseModel):
@@ -23,15 +40,15 @@ class _Model(BaseModel):
 
 class Envelope(_Model):
     scope: str = Field(min_length=1, max_length=200)
-    store_id: str = Field(pattern=r"^\d+$")
+    store_id: str = Field(pattern=r"^[0-9]+$")
     producer: str = Field(pattern=PRODUCER.pattern)
     hash: str | None = Field(default=None, max_length=200)
-    created_at: int = Field(ge=0)
+    created_at: Integer = Field(ge=0)
     data: dict[str, Any]
 
     @property
     def store_hash(self) -> str:
-        match = PRODUCER.match(self.producer)
+        match = PRODUCER.fullmatch(self.producer)
         assert match is not None
         return match.group(1)
 
@@ -42,8 +59,8 @@ class OrderData(_Model):
 
 
 class StatusChange(_Model):
-    previous_status_id: int = Field(ge=0)
-    new_status_id: int = Field(ge=0)
+    previous_status_id: Integer = Field(ge=0)
+    new_status_id: Integer = Field(ge=0)
 
 
 class OrderStatusData(OrderData):
@@ -70,7 +87,7 @@ class TransactionData(_Model):
     """Transaction events carry ids as strings; order_id is coerced to an int."""
 
     type: Literal["transaction"] | None = None
-    order_id: Annotated[int, Field(gt=0)]
+    order_id: PositiveId
     transaction_id: str | int | None = None
     transaction_status: str | None = None
     transaction_type: str | None = None
@@ -102,7 +119,7 @@ class CustomerAddressData(CustomerData):
 class Inventory(_Model):
     product_id: PositiveId
     method: Literal["absolute", "relative"]
-    value: int
+    value: Integer
     variant_id: PositiveId | None = None
 
 
@@ -121,7 +138,7 @@ class SkuInventoryData(_Model):
 class DeliveryExceptionData(_Model):
     type: Literal["webhook"]
     id: PositiveId
-    error_code: int
+    error_code: Integer
     message: str = ""
 
 
@@ -163,7 +180,7 @@ _ROUTES: Final[tuple[tuple[re.Pattern[str], EventKind], ...]] = tuple(
         ),
         (r"store/shipment/(created|updated|deleted)", EventKind("shipment", ShipmentData, "order")),
         (
-            r"store/channel/\d+/order/(created|updated|archived|statusUpdated|message/created"
+            r"store/channel/[0-9]+/order/(created|updated|archived|statusUpdated|message/created"
             r"|refund/created)",
             EventKind("channel_order", ChannelOrderData, "order"),
         ),
@@ -191,7 +208,7 @@ _ROUTES: Final[tuple[tuple[re.Pattern[str], EventKind], ...]] = tuple(
 
 def kind_of(scope: str) -> EventKind | None:
     for pattern, kind in _ROUTES:
-        if pattern.match(scope):
+        if pattern.fullmatch(scope):
             return kind
     return None
 

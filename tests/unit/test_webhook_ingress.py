@@ -171,6 +171,13 @@ async def test_unknown_scope_from_an_authenticated_store_is_202_not_enqueued(set
     assert (response.status, sender.sent) == (202, [])
 
 
+def nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 BAD_INPUTS = [
     ("method", post(encode(callback()), method="GET"), 405),
     ("too large", post(b"{" + b" " * (256 * 1024) + b"}"), 413),
@@ -192,6 +199,30 @@ BAD_INPUTS = [
         400,
     ),
     ("created_at not a number", post(encode({**callback(), "created_at": "yesterday"})), 400),
+    ("producer with a newline", post(encode(callback()).replace(b'abc123"', b'abc123\\n"')), 400),
+    # Found by tests/fuzz: each of these was a 500 or an enqueue.
+    ("nesting past the parser's limit", post(b"[" * 100_000 + b"]" * 100_000), 400),
+    (
+        "deeply nested data",
+        post(encode(callback(data={"type": "order", "id": 1, "x": nested(40)}))),
+        400,
+    ),
+    ("order id true", post(encode(callback(data={"type": "order", "id": True}))), 400),
+    ("order id 250.0", post(encode(callback(data={"type": "order", "id": 250.0}))), 400),
+    ("order id ' 250'", post(encode(callback(data={"type": "order", "id": " 250"}))), 400),
+    ("order id past int32", post(encode(callback(data={"type": "order", "id": 2**31}))), 400),
+    ("order id of 200 digits", post(encode(callback(data={"type": "order", "id": 10**200}))), 400),
+    ("NaN", post(encode(callback(data={"type": "order", "id": 1, "x": float("nan")}))), 400),
+    ("UTF-16", post(encode(callback()).decode().encode("utf-16")), 400),
+    (
+        "encoded surrogate",
+        post(
+            encode(callback(data={"type": "order", "id": 1, "x": "@"})).replace(
+                b'"@"', b'"\xed\xa0\x80"'
+            )
+        ),
+        400,
+    ),
 ]
 
 
@@ -270,3 +301,27 @@ async def test_failed_or_slow_send_is_503_so_bigcommerce_retries(settings) -> No
     slow = await ingress(settings, slow_sender, timeout=0.05).handle(post(encode(callback())))
     assert_problem(slow, 503)
     assert slow_sender.sent == []
+
+
+@pytest.mark.parametrize(
+    "scope", ["store/order/created\n", "store/channel/\u0663/order/created", "store/order/created/"]
+)
+async def test_near_misses_of_subscribed_scopes_are_not_subscribed(settings, scope) -> None:  # type: ignore[no-untyped-def]
+    sender = RecordingSender()
+    response = await ingress(settings, sender).handle(post(encode(callback(scope, {}))))
+    assert (response.status, sender.sent) == (202, [])
+
+
+async def test_ids_may_be_digit_strings_as_transaction_callbacks_send_them(settings) -> None:  # type: ignore[no-untyped-def]
+    sender = RecordingSender()
+    body = encode(callback(data={"type": "order", "id": "2147483647"}))
+    assert (await ingress(settings, sender).handle(post(body))).status == 200
+    assert sender.sent[0][1].session_id == "abc123:order:2147483647"
+
+
+async def test_a_content_length_of_other_digits_is_not_a_crash(settings) -> None:  # type: ignore[no-untyped-def]
+    sender = RecordingSender()
+    response = await ingress(settings, sender).handle(
+        post(encode(callback()), {"content-length": "\u00b2"})
+    )
+    assert (response.status, len(sender.sent)) == (200, 1)
