@@ -106,7 +106,10 @@ class WebhookIngress:
 
     async def handle(self, request: IngressRequest) -> IngressResponse:
         started = time.perf_counter()
-        correlation_id = request.headers.get("x-correlation-id") or self._new_id()
+        correlation_id = (
+            correlation.usable_correlation_id(request.headers.get("x-correlation-id"))
+            or self._new_id()
+        )
         parent = request.headers.get("traceparent") or correlation.current().get("traceparent")
         traceparent = correlation.child_traceparent(parent)
         with correlation.bind(correlation_id=correlation_id, traceparent=traceparent):

@@ -26,6 +26,8 @@ FIELDS: Final = (
 # Fields that travel with a message to the next function; the others belong to one invocation.
 PROPAGATED: Final = ("correlation_id", "store_hash", "order_id", "traceparent")
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+MAX_CORRELATION_ID: Final = 128  # Service Bus's limit on a message's CorrelationId
+_PRINTABLE = re.compile(r"^[\x21-\x7e]+\Z")
 
 _current: ContextVar[Mapping[str, str]] = ContextVar("correlation", default={})  # noqa: B039
 
@@ -50,6 +52,14 @@ def bind(**fields: object) -> Iterator[Mapping[str, str]]:
 
 def new_traceparent(trace_id: str | None = None) -> str:
     return f"00-{trace_id or secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def usable_correlation_id(value: str | None) -> str | None:
+    """A caller's correlation id when it can travel as a Service Bus CorrelationId (at most 128
+    characters) and sit in a log line (printable ASCII); None means: make a new one."""
+    if value and len(value) <= MAX_CORRELATION_ID and _PRINTABLE.match(value):
+        return value
+    return None
 
 
 def child_traceparent(parent: str | None) -> str:

@@ -325,3 +325,26 @@ async def test_a_content_length_of_other_digits_is_not_a_crash(settings) -> None
         post(encode(callback()), {"content-length": "\u00b2"})
     )
     assert (response.status, len(sender.sent)) == (200, 1)
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("trace-42", "trace-42"),
+        ("x" * 128, "x" * 128),
+        ("x" * 129, "corr-0"),  # longer than a Service Bus CorrelationId may be
+        ("two words", "corr-0"),
+        ("caf\u00e9", "corr-0"),
+        ("line\nbreak", "corr-0"),
+    ],
+)
+async def test_a_caller_correlation_id_is_kept_only_when_it_can_travel(  # type: ignore[no-untyped-def]
+    settings, given: str, kept: str
+) -> None:
+    sender = RecordingSender()
+    request = post(encode(callback()), {"X-Correlation-Id": given})
+    response = await ingress(settings, sender).handle(request)
+    assert response.status == 200
+    [(_, message)] = sender.sent
+    assert message.correlation_id == kept
+    assert message.application_properties["correlation_id"] == kept
