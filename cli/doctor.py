@@ -82,6 +82,13 @@ def register(groups: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--store", metavar="HASH", help="check only this BigCommerce store")
     parser.add_argument(
+        "--app-client-id",
+        metavar="ID",
+        help="the app identity's client id, whose Dataverse privileges are checked (default "
+        "AZURE_CLIENT_ID; from a workstation pass it here and leave AZURE_CLIENT_ID unset, "
+        "which would make the state store sign in as that managed identity)",
+    )
+    parser.add_argument(
         "--timeout",
         type=_seconds,
         default=DEFAULT_TIMEOUT_SECONDS,
@@ -210,7 +217,11 @@ async def _opened(stack: AsyncExitStack, opener: Callable[[], Any]) -> tuple[Any
 
 
 async def _checks(
-    settings: Settings, stores: list[str], timeout: float, stack: AsyncExitStack
+    settings: Settings,
+    stores: list[str],
+    timeout: float,
+    stack: AsyncExitStack,
+    app_client_id: str | None = None,
 ) -> list[Check]:
     checks: list[Check] = []
     bus = _bus_where(settings)
@@ -230,7 +241,7 @@ async def _checks(
     url = settings.dataverse_url
     reach = _failing(api_error) if api_error else lambda: dataverse.check_reachable(api, url)
     checks.append(Check(dataverse.REACHABLE, reach, dataverse.HINT, where=url))
-    client_id = settings.managed_identity_client_id
+    client_id = app_client_id or settings.managed_identity_client_id
     checks += [
         Check(
             dataverse.PRIVILEGES,
@@ -305,7 +316,7 @@ async def run_doctor(args: argparse.Namespace) -> int:
     stores = _stores(settings, args.store)
     stack = AsyncExitStack()
     try:
-        checks = await _checks(settings, stores, args.timeout, stack)
+        checks = await _checks(settings, stores, args.timeout, stack, args.app_client_id)
         ran = await run_checks(checks, timeout=args.timeout)
     finally:
         with contextlib.suppress(Exception):  # a check that timed out may leave a client broken

@@ -2,10 +2,11 @@
 scopes the connector reads with. Only reads are made, so write access (Orders: modify) cannot be
 proved here; the first status update or shipment proves it.
 
-Probes, in order (bigcommerce.md §5): the order list (Orders), the order statuses (Orders), the
-store's refunds (Orders or Transactions), and, when the store has an order, that order's
-transactions (Transactions) and metafields (Orders). A 401 means the token itself is refused; a
-403 means the account lacks the probe's scope; a 404 on the first probe means no such store.
+Probes, in order (bigcommerce.md §5), only reads the connector itself makes: the order list
+(Orders), the order statuses (Orders), the store's refunds (Orders or Transactions), and, when
+the store has an order, that order's shipments (Orders) and refunds (Orders or Transactions). A
+401 means the token itself is refused; a 403 means the account lacks the probe's scope; a 404 on
+the first probe means no such store.
 """
 
 from __future__ import annotations
@@ -49,9 +50,9 @@ class StoreReads(Protocol):
 
     def iter_refund_pages(self, *, limit: int = ...) -> AsyncIterator[list[Refund]]: ...
 
-    async def list_transactions(self, order_id: int) -> Sequence[object]: ...
+    async def list_shipments(self, order_id: int) -> Sequence[object]: ...
 
-    async def list_order_metafields(self, order_id: int) -> Sequence[object]: ...
+    async def list_order_refunds(self, order_id: int) -> Sequence[object]: ...
 
 
 async def _close(pages: AsyncIterator[object]) -> None:
@@ -104,8 +105,8 @@ async def check_store_access(reads: StoreReads, store_hash: str) -> CheckResult:
     if order_id is not None:
         found = order_id
         probes += [
-            ("transactions", "Transactions", lambda: reads.list_transactions(found)),
-            ("order metafields", "Orders", lambda: reads.list_order_metafields(found)),
+            ("order shipments", "Orders", lambda: reads.list_shipments(found)),
+            ("order refunds", "Orders or Transactions", lambda: reads.list_order_refunds(found)),
         ]
     for what, scope, probe in probes:
         try:
@@ -119,7 +120,7 @@ async def check_store_access(reads: StoreReads, store_hash: str) -> CheckResult:
             name, f"403, a scope is missing for: {', '.join(missing)}", SCOPE_HINT
         )
     read = ", ".join(["orders", *(what for what, _, _ in probes)])
-    note = "" if order_id is not None else "; no order yet to probe transactions with"
+    note = "" if order_id is not None else "; no order yet to probe shipments and refunds with"
     return CheckResult.passed(
         name, f"token accepted; reads {read}{note} (write scopes show on the first write)"
     )

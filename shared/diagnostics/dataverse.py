@@ -93,7 +93,7 @@ async def _principal(api: MetadataApi, app_client_id: str | None) -> tuple[str, 
     users = rows.get("value") if isinstance(rows, Mapping) else None
     if not isinstance(users, list) or not users or not isinstance(users[0], Mapping):
         return CheckResult.failed(
-            PRIVILEGES, f"no application user for AZURE_CLIENT_ID {app_client_id}", APP_USER_HINT
+            PRIVILEGES, f"no application user for app client id {app_client_id}", APP_USER_HINT
         )
     row: Mapping[str, Any] = users[0]
     if row.get("isdisabled") is True:

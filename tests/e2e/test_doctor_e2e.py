@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from local.dataverse.security import APPLICATION_ID
 from local.stack.env_file import ENV_FILE, read_env_file
 from local.stack.plan import LOCAL_STORE_HASH
 from tests.support.host_process import REPO, HostProcess, alive, children_of, clean_environ
@@ -125,6 +126,23 @@ def store_api(host: HostProcess) -> httpx.Client:
 
 
 # -- the tests ------------------------------------------------------------------------------------
+
+
+def test_the_privileges_checked_are_the_app_client_id_s_application_user(host: HostProcess) -> None:
+    known = cli(host, "doctor", "--json", "--app-client-id", APPLICATION_ID)
+    rows = {row["name"]: row for row in json.loads(known.stdout)["checks"]}
+    assert known.returncode == 0, known.stdout + known.stderr
+    assert rows["dataverse privileges"]["detail"].startswith("application user ")
+
+    unknown_id = "00000000-0000-4000-8000-000000000001"
+    unknown = cli(host, "doctor", "--json", "--app-client-id", unknown_id)
+    rows = {row["name"]: row for row in json.loads(unknown.stdout)["checks"]}
+    assert unknown.returncode == 1
+    assert failed(rows) == {"dataverse privileges"}
+    assert (
+        rows["dataverse privileges"]["detail"]
+        == f"no application user for app client id {unknown_id}"
+    )
 
 
 def test_the_doctor_passes_against_the_local_stack(host: HostProcess) -> None:
