@@ -7,7 +7,9 @@ too many deliveries fail (bigcommerce.md §1.4). `WebhookHealth.check_hooks(stor
 1. lists the store's hooks (`GET /v3/hooks`) and reads `GET /v3/hooks/admin` (each hook's status,
    the blocked domains);
 2. plans (`hooks_plan.py`): with `WEBHOOK_DESTINATION_URL` it creates what is missing and fixes
-   what differs; without it, it can only re-enable inactive hooks and report missing ones;
+   what differs; without it, it can only re-enable inactive hooks and report missing ones; without
+   the function key (`WEBHOOK_FUNCTION_KEY`, or the CLI's) it fixes existing hooks, keeping
+   their key, but reports missing ones rather than create hooks every delivery of would get 401;
 3. applies the plan through the connector's BigCommerce client;
 4. sets the store's order watermark (`watermarks/<store>.orders`) back to when a repaired hook
    stopped delivering, less a margin, so that the next reconciliation sweep fetches every order
@@ -70,6 +72,7 @@ log = logging.getLogger("shared.reconciliation.webhooks")
 HOOKS_PARTITION: Final = "hooks"
 ORDERS_STREAM: Final = "orders"
 DESTINATION_SETTING: Final = "WEBHOOK_DESTINATION_URL"
+FUNCTION_KEY_SETTING: Final = "WEBHOOK_FUNCTION_KEY"
 # BigCommerce's retry delays after a failed delivery (overview.mdx §Callback retry mechanism);
 # the hook is deactivated when the last retry fails.
 RETRY_DELAYS_SECONDS: Final = (60, 180, 300, 600, 900, 1800, 3600, 7200, 21600, 50400, 86400)
@@ -499,14 +502,7 @@ class WebhookHealth:
     ) -> HookPlan:
         settings = self._settings
         if url is None:
-            log.log(
-                logging.INFO if quiet else logging.WARNING,
-                "%s is not set: webhooks of store %s can only be re-enabled, and missing ones "
-                "are reported, not created",
-                DESTINATION_SETTING,
-                store_hash,
-                extra={"event": "webhook_health_incomplete", "store_hash": store_hash},
-            )
+            self._incomplete(store_hash, DESTINATION_SETTING, quiet=quiet)
             return plan_reenable(actual, settings.webhook_scopes)
         store = settings.store(store_hash)
         assert store is not None
@@ -515,7 +511,23 @@ class WebhookHealth:
             key = settings.webhook_function_key.get_secret_value()
         secret = None if store.webhook_secret is None else store.webhook_secret.get_secret_value()
         headers = webhook_headers(settings.webhook_secret_header, secret, key)
-        return plan_hooks(actual, desired_hooks(url, settings.webhook_scopes, headers))
+        plan = plan_hooks(actual, desired_hooks(url, settings.webhook_scopes, headers))
+        if key is None and plan.creates:
+            # A new hook without the function key would get 401 for every delivery.
+            self._incomplete(store_hash, FUNCTION_KEY_SETTING, quiet=quiet)
+            missing = tuple(c.desired.scope for c in plan.creates)
+            return replace(plan, creates=(), missing=plan.missing + missing, complete=False)
+        return plan
+
+    @staticmethod
+    def _incomplete(store_hash: str, setting: str, *, quiet: bool) -> None:
+        log.log(
+            logging.INFO if quiet else logging.WARNING,
+            "%s is not set: missing webhooks of store %s are reported, not created",
+            setting,
+            store_hash,
+            extra={"event": "webhook_health_incomplete", "store_hash": store_hash},
+        )
 
     def _planned(
         self,

@@ -151,7 +151,7 @@ def test_register_creates_the_hooks_and_a_second_run_has_nothing_to_change(
 def test_a_dry_run_shows_the_changes_and_makes_none(
     api: httpx.Client, capsys: pytest.CaptureFixture[str], state_path: Path
 ) -> None:
-    assert register("--dry-run") == EXIT_OK
+    assert register("--dry-run", "--function-key", FUNCTION_KEY) == EXIT_OK
     out = capsys.readouterr().out
     assert out.count("would create") == 3
     assert "dry run: 3 change(s), nothing changed" in out
@@ -197,13 +197,23 @@ def test_register_re_enables_repoints_and_fixes_headers_and_sets_the_sweep_back(
 
 
 def test_register_prints_json(api: httpx.Client, capsys: pytest.CaptureFixture[str]) -> None:
-    assert register("--json") == EXIT_OK
+    assert register("--json", "--function-key", FUNCTION_KEY) == EXIT_OK
     captured = capsys.readouterr()
     no_secrets(captured)
     body = json.loads(captured.out)
     assert body["hooks_created"] == 3
     assert body["healthy"] is True
     assert sorted(h["scope"] for h in body["hooks"]) == SCOPES
+
+
+def test_without_the_function_key_missing_hooks_are_reported_not_created(
+    api: httpx.Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register("--json")
+    body = json.loads(capsys.readouterr().out)
+    assert body["hooks_created"] == 0
+    assert body["healthy"] is False
+    assert hooks(api) == []
 
 
 def test_register_refuses_an_unknown_store_and_a_bad_url(
