@@ -79,10 +79,13 @@ var stores = [for s in split(replace(bigcommerceStores, ' ', ''), ','): toLower(
 // Every process that can have Dataverse requests in flight at once shares the identity's limit
 // of 52 concurrent requests (per web server; api-limits.md): order_events scales out to
 // maximumInstanceCount instances, and the change poll and the sweep are timers, one instance
-// each. dataverse_events gets no messages while DATAVERSE_CHANGE_SOURCE is poll. Each process
-// keeps to its share even before the first x-ms-dop-hint arrives (shared/dataverse/gate.py).
+// each. dataverse_events gets messages, and scales out the same way, only when extraAppSettings
+// switches DATAVERSE_CHANGE_SOURCE to service_endpoint. Each process keeps to its share even
+// before the first x-ms-dop-hint arrives (shared/dataverse/gate.py).
+var dataverseChangeSource = contains(extraAppSettings, 'DATAVERSE_CHANGE_SOURCE') ? string(extraAppSettings.DATAVERSE_CHANGE_SOURCE) : 'poll'
+var dataverseQueueFunctions = (dataverseChangeSource == 'service_endpoint') ? 2 : 1
 var dataverseConcurrencyLimit = 52
-var dataverseInstances = maximumInstanceCount + 2
+var dataverseInstances = (maximumInstanceCount * dataverseQueueFunctions) + 2
 var dataverseMaxConcurrency = max(1, min(16, dataverseConcurrencyLimit / dataverseInstances))
 
 var checks = split(webhookChecks, ',')

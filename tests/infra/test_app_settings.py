@@ -331,29 +331,44 @@ def _instance_bounds() -> range:
     return range(bound["min_value"], bound["max_value"] + 1)
 
 
+SERVICE_ENDPOINT = {"DATAVERSE_CHANGE_SOURCE": "service_endpoint"}
+
+
 def test_dataverse_instances_count_every_process_that_calls_dataverse() -> None:
     # order_events scales to maximumInstanceCount instances (Flex caps each scale group); each
-    # timer runs on one instance of its own. dataverse_events gets no messages: the source is poll.
+    # timer runs on one instance of its own; dataverse_events gets messages only from a service
+    # endpoint, and then scales out like order_events.
     timers = _timer_functions()
-    assert timers == 2  # dataverse_poll, reconcile: a new timer changes the sum below
+    assert timers == 2  # dataverse_poll, reconcile: a new timer changes the sums below
     for instances in (1, 4, 10, 50):
         settings = generated(maximumInstanceCount=instances)
         assert settings["DATAVERSE_CHANGE_SOURCE"] == "poll"
         assert int(settings["DATAVERSE_INSTANCES"]) == instances + timers
+        settings = generated(maximumInstanceCount=instances, extraAppSettings=SERVICE_ENDPOINT)
+        assert settings["DATAVERSE_CHANGE_SOURCE"] == "service_endpoint"
+        assert int(settings["DATAVERSE_INSTANCES"]) == 2 * instances + timers
+
+
+def _within_the_limit(settings: dict[str, str]) -> bool:
+    processes = int(settings["DATAVERSE_INSTANCES"])
+    policy = GatePolicy(
+        max_concurrency=int(settings["DATAVERSE_MAX_CONCURRENCY"]), instances=processes
+    )
+    # Before the first x-ms-dop-hint, and with the hint at the limit.
+    return all(
+        policy.ceiling(hint) >= 1 and processes * policy.ceiling(hint) <= DATAVERSE_LIMIT
+        for hint in (None, DATAVERSE_LIMIT)
+    )
 
 
 def test_every_allowed_instance_cap_keeps_dataverse_within_its_concurrency_limit() -> None:
     for instances in _instance_bounds():
-        settings = generated(maximumInstanceCount=instances)
-        policy = GatePolicy(
-            max_concurrency=int(settings["DATAVERSE_MAX_CONCURRENCY"]),
-            instances=int(settings["DATAVERSE_INSTANCES"]),
-        )
-        processes = int(settings["DATAVERSE_INSTANCES"])
-        # Before the first x-ms-dop-hint, and with the hint at the limit.
-        for hint in (None, DATAVERSE_LIMIT):
-            assert policy.ceiling(hint) >= 1, instances
-            assert processes * policy.ceiling(hint) <= DATAVERSE_LIMIT, instances
+        assert _within_the_limit(generated(maximumInstanceCount=instances)), instances
+    # With a service endpoint, up to 25 (docs/deployment.md, step 12).
+    for instances in range(1, 26):
+        settings = generated(maximumInstanceCount=instances, extraAppSettings=SERVICE_ENDPOINT)
+        assert _within_the_limit(settings), instances
+    assert not _within_the_limit({"DATAVERSE_INSTANCES": "40", "DATAVERSE_MAX_CONCURRENCY": "16"})
 
 
 def test_the_instance_cap_reaches_the_function_app() -> None:
