@@ -18,7 +18,7 @@ param environmentName string
 })
 param location string
 
-@description('dev: scale to zero, short retention, vault purgeable. prod: one always-ready webhook instance, zone-redundant storage, 90-day logs, vault purge protection.')
+@description('dev: scale to zero, 4 instances per scale group, short retention, vault purgeable. prod: one always-ready webhook instance, 10 instances per scale group, zone-redundant storage, 90-day logs, vault purge protection.')
 @allowed([
   'dev'
   'prod'
@@ -63,6 +63,21 @@ param reconcileSchedule string = '0 */5 * * * *'
 @minValue(300)
 param oldestUnsyncedAlertSeconds int = 3600
 
+// Flex Consumption applies maximumInstanceCount to each scale group: the HTTP group (the webhook
+// endpoint) and each Service Bus or timer function on its own instances. The order_events
+// function's instances, plus the two timers, share the identity's 52 concurrent Dataverse
+// requests, so the template derives DATAVERSE_INSTANCES from it (infra/README.md, *Scale*).
+@description('The most on-demand instances of each Flex Consumption scale group (CONNECTOR_MAXIMUM_INSTANCE_COUNT). Default: 4 (dev), 10 (prod). At most 50, so that each process that calls Dataverse keeps at least one of the identity\'s 52 concurrent requests.')
+@minValue(1)
+@maxValue(50)
+param maximumInstanceCount int = (environmentType == 'prod') ? 10 : 4
+
+@description('Each store\'s BIGCOMMERCE_<HASH>_GO_LIVE (BIGCOMMERCE_GO_LIVE): comma-separated <store hash>=<ISO 8601 instant>, e.g. abc123=2026-11-01T06:00:00Z,def456=2026-11-08T06:00:00Z. Every hash must be in bigcommerceStores. Empty: no store has one.')
+param bigcommerceGoLive string = ''
+
+@description('App settings merged last, over the template\'s own (CONNECTOR_EXTRA_APP_SETTINGS): a JSON object of setting names to string values, e.g. {"LOG_LEVEL":"DEBUG"}. Never a secret value: use a Key Vault reference.')
+param extraAppSettings object = {}
+
 var isProd = environmentType == 'prod'
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -87,6 +102,19 @@ var storageAccountName = '${abbrs.storage}${resourceToken}'
 var keyVaultName = '${abbrs.keyVault}${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
 var stateTableName = 'connectorstate'
+
+// BIGCOMMERCE_<HASH>_GO_LIVE from `hash=instant,hash=instant`. An entry the app could not use (a
+// store it does not serve, a store named twice, no `=`) is a problem the function app module
+// refuses, naming the entry: ignoring it would leave the store without its cut-over.
+var stores = [for s in split(replace(bigcommerceStores, ' ', ''), ','): toLower(s)]
+var goLiveEntries = [for entry in (empty(trim(bigcommerceGoLive)) ? [] : split(bigcommerceGoLive, ',')): split(entry, '=')]
+var goLiveStores = [for entry in goLiveEntries: toLower(trim(entry[0]))]
+var goLiveErrors = [for (entry, i) in goLiveEntries: (length(entry) != 2) ? 'is not <store hash>=<ISO 8601 instant>' : (empty(trim(entry[1])) ? 'has no instant' : ((!contains(stores, goLiveStores[i])) ? 'names a store that is not in bigcommerceStores (BIGCOMMERCE_STORES)' : ((indexOf(goLiveStores, goLiveStores[i]) != i) ? 'names a store a second time' : '')))]
+var goLiveProblems = [for (entry, i) in goLiveEntries: empty(goLiveErrors[i]) ? '' : 'bigcommerceGoLive (BIGCOMMERCE_GO_LIVE): "${trim(join(entry, '='))}" ${goLiveErrors[i]}']
+var goLive = [for (entry, i) in goLiveEntries: {
+  store: goLiveStores[i]
+  instant: (length(entry) == 2) ? trim(entry[1]) : ''
+}]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: '${abbrs.resourceGroup}${environmentName}'
@@ -260,8 +288,11 @@ module functionApp './modules/function-app.bicep' = {
     dataversePollSchedule: dataversePollSchedule
     reconcileSchedule: reconcileSchedule
     environmentName: environmentName
-    maximumInstanceCount: isProd ? 100 : 40
+    maximumInstanceCount: maximumInstanceCount
     alwaysReadyHttpInstances: isProd ? 1 : 0
+    goLive: goLive
+    goLiveProblems: join(filter(goLiveProblems, problem => !empty(problem)), '; ')
+    extraAppSettings: extraAppSettings
   }
   // The host reads storage, Service Bus and Key Vault as soon as it starts.
   dependsOn: [

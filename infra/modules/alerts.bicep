@@ -37,7 +37,7 @@ resource deadLetters 'Microsoft.Insights/metricAlerts@2018-03-01' = {
   location: 'global'
   tags: tags
   properties: {
-    description: 'Messages were dead-lettered. Inspect with `python -m cli queues peek-dlq <queue>`, fix the cause, then `python -m cli queues replay`.'
+    description: 'Messages were dead-lettered (the EntityName dimension names the queue). Inspect them with `python -m cli queues peek-dlq <queue>`, fix the cause, then `python -m cli queues replay <queue> --all` (or `python -m cli queues replay <queue> --sequence <n>` for chosen ones).'
     severity: 1
     enabled: true
     scopes: [
@@ -83,7 +83,7 @@ resource parkedOrders 'Microsoft.Insights/metricAlerts@2018-03-01' = {
   location: 'global'
   tags: tags
   properties: {
-    description: 'Orders are parked (a hold, a mapping error, a rejected write). See `python -m cli orders parked`, then `python -m cli orders replay`.'
+    description: 'Orders are parked (a hold, a mapping error, a rejected write). See `python -m cli orders parked`, fix the cause, then `python -m cli orders replay --order <hash>:<id>` (or `python -m cli orders replay --all`).'
     severity: 3
     enabled: true
     scopes: [

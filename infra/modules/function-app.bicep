@@ -49,15 +49,45 @@ param reconcileSchedule string = '0 */5 * * * *'
 @description('CONNECTOR_ENVIRONMENT, shown by /api/health.')
 param environmentName string
 
+@description('The most on-demand instances of each scale group (Flex Consumption applies it per group, not to the app\'s total).')
 @minValue(1)
-@maxValue(1000)
-param maximumInstanceCount int = 100
+@maxValue(50)
+param maximumInstanceCount int
 
 @description('Always-ready instances of the HTTP group (the webhook endpoint); 0 lets it scale to zero.')
 @minValue(0)
 param alwaysReadyHttpInstances int = 0
 
+@description('BIGCOMMERCE_<HASH>_GO_LIVE: one { store, instant } per store that has one (main.bicep parses bigcommerceGoLive).')
+param goLive array = []
+
+// main.bicep puts here what is wrong with bigcommerceGoLive (a store the app does not serve, a
+// store named twice, an entry that is not hash=instant): Azure Resource Manager then refuses the
+// deployment and shows the text, rather than the app leaving a store without its cut-over.
+@description('Must be empty: what is wrong with bigcommerceGoLive (BIGCOMMERCE_GO_LIVE).')
+@allowed([
+  ''
+])
+#disable-next-line no-unused-params
+param goLiveProblems string = ''
+
+@description('App settings merged last: setting name to string value; a name the template sets is overridden.')
+param extraAppSettings object = {}
+
 var stores = [for s in split(replace(bigcommerceStores, ' ', ''), ','): toLower(s)]
+
+// Every process that can have Dataverse requests in flight at once shares the identity's limit
+// of 52 concurrent requests (per web server; api-limits.md): order_events scales out to
+// maximumInstanceCount instances, and the change poll and the sweep are timers, one instance
+// each. dataverse_events gets messages, and scales out the same way, only when extraAppSettings
+// switches DATAVERSE_CHANGE_SOURCE to service_endpoint. Each process keeps to its share even
+// before the first x-ms-dop-hint arrives (shared/dataverse/gate.py).
+var dataverseChangeSource = contains(extraAppSettings, 'DATAVERSE_CHANGE_SOURCE') ? string(extraAppSettings.DATAVERSE_CHANGE_SOURCE) : 'poll'
+var dataverseQueueFunctions = (dataverseChangeSource == 'service_endpoint') ? 2 : 1
+var dataverseConcurrencyLimit = 52
+var dataverseInstances = (maximumInstanceCount * dataverseQueueFunctions) + 2
+var dataverseMaxConcurrency = max(1, min(16, dataverseConcurrencyLimit / dataverseInstances))
+
 var checks = split(webhookChecks, ',')
 var storageSuffix = environment().suffixes.storage
 var blobEndpoint = 'https://${storageAccountName}.blob.${storageSuffix}'
@@ -115,6 +145,14 @@ var baseSettings = [
   {
     name: 'DATAVERSE_CHANGE_SOURCE'
     value: 'poll'
+  }
+  {
+    name: 'DATAVERSE_INSTANCES'
+    value: string(dataverseInstances)
+  }
+  {
+    name: 'DATAVERSE_MAX_CONCURRENCY'
+    value: string(dataverseMaxConcurrency)
   }
   {
     name: 'DATAVERSE_POLL_SCHEDULE'
@@ -176,7 +214,20 @@ var storeSettingLists = [for store in stores: concat([
   }
 ] : [])]
 
-var appSettings = concat(baseSettings, flatten(storeSettingLists))
+var goLiveSettings = [for entry in goLive: {
+  name: 'BIGCOMMERCE_${toUpper(entry.store)}_GO_LIVE'
+  value: entry.instant
+}]
+
+var templateSettings = concat(baseSettings, flatten(storeSettingLists), goLiveSettings)
+
+// The operator's own settings come last and win: a template setting they name is left out
+// (`contains` compares an object's keys case-insensitively).
+var extraSettings = [for setting in items(extraAppSettings): {
+  name: setting.key
+  value: string(setting.value)
+}]
+var appSettings = concat(filter(templateSettings, setting => !contains(extraAppSettings, setting.name)), extraSettings)
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
   name: name

@@ -10,6 +10,7 @@ naming where the value comes from.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -40,6 +41,10 @@ def _expression(text: str) -> Any:
 
 class Unknown(str):
     """A value only Azure knows at deployment; the text says where it comes from."""
+
+
+class DeploymentFailure(Exception):
+    """What a template's `fail(message)` does to a deployment: it stops, with the message."""
 
 
 def _key(key: str) -> str:
@@ -167,6 +172,8 @@ class Evaluator:
             return [self.eval(item, local) for item in node]
         if not isinstance(node, dict):
             return node
+        if node.get("type") == "lambda_expression" and set(node) == {"type", "detail"}:
+            return self._lambda(node["detail"], local)
         if "loop_type" in node:
             return self.loop(node, local)
         if set(node) == {"operator"} and isinstance(node["operator"], dict):
@@ -177,6 +184,16 @@ class Evaluator:
         return {
             self._literal(_key(key), local): self.eval(value, local) for key, value in node.items()
         }
+
+    def _lambda(self, detail: Mapping[str, Any], local: Mapping[str, Any]) -> Callable[..., Any]:
+        names = [detail[k] for k in sorted(detail) if k.startswith("var_")]
+
+        def call(*values: Any) -> Any:
+            return self.eval(
+                detail["expression"], {**local, **dict(zip(names, values, strict=True))}
+            )
+
+        return call
 
     def _access(self, target: Any, path: Any, local: Mapping[str, Any]) -> Any:
         if isinstance(path, dict) and "operator" in path:
@@ -221,6 +238,10 @@ class Evaluator:
             "less_than": lambda a, b: a < b,
             "and": lambda a, b: a and b,
             "or": lambda a, b: a or b,
+            "add": lambda a, b: a + b,
+            "minus": lambda a, b: a - b,
+            "multiply": lambda a, b: a * b,
+            "divide": lambda a, b: a // b,  # integers, as in ARM
         }
         if kind in binary:
             return binary[kind](value("operand_1"), value("operand_2"))
@@ -243,7 +264,35 @@ class Evaluator:
             case "join":
                 return str(args["delimiter"]).join(args["input_array"])
             case "contains":
-                return args["item_to_find"] in args["container"]
+                container, item = args["container"], args["item_to_find"]
+                if isinstance(container, dict):  # ARM compares an object's keys case-insensitively
+                    return str(item).lower() in {str(key).lower() for key in container}
+                return item in container
+            case "trim":
+                return str(args["string_to_trim"]).strip()
+            case "length":
+                return len(positional[0])
+            case "index_of":
+                found = args["string_to_search"]
+                item = args["string_to_find"]
+                if isinstance(found, list):
+                    return found.index(item) if item in found else -1
+                return str(found).find(str(item))
+            case "min":
+                return min(positional)
+            case "max":
+                return max(positional)
+            case "string":
+                value = args["value_to_convert"]
+                if isinstance(value, bool):
+                    return "True" if value else "False"  # ARM's string(true)
+                return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+            case "items":  # ARM sorts the entries by key
+                return [{"key": k, "value": v} for k, v in sorted(positional[0].items())]
+            case "filter":
+                return [item for item in args["input_array"] if args["expression"](item)]
+            case "fail":
+                raise DeploymentFailure(str(positional[0]))
             case "empty":
                 return not args["item_to_test"]
             case "concat":
@@ -270,6 +319,29 @@ class Evaluator:
 
 
 # -- helpers the tests share --------------------------------------------------------------------
+
+
+def module_call(caller: str, symbol: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters infra/<caller> passes to its local module <symbol> for the given
+    parameters, checked against the module's @allowed, @minValue and @maxValue as Azure Resource
+    Manager checks a nested deployment's: a value outside them raises DeploymentFailure."""
+    module = template(caller)["modules"][symbol]
+    target = ((INFRA / caller).parent / module["detail"]["path"]).resolve().relative_to(INFRA)
+    declared = template(target.as_posix())["parameters"]
+    passed = dict(Evaluator(template(caller), params).eval(module["config"]["params"]))
+    for name, value in passed.items():
+        if isinstance(value, Unknown):
+            continue
+        rules = {d["type"]: d.get("argument") for d in declared[name]["decorators"]}
+        if "allowed" in rules and value not in rules["allowed"]:
+            raise DeploymentFailure(
+                f"The provided value '{value}' for the template parameter '{name}' is not valid."
+            )
+        if "min_value" in rules and value < rules["min_value"]:
+            raise DeploymentFailure(f"{name}: {value} is below {rules['min_value']}")
+        if "max_value" in rules and value > rules["max_value"]:
+            raise DeploymentFailure(f"{name}: {value} is above {rules['max_value']}")
+    return passed
 
 
 def resources_of_type(tree: Mapping[str, Any], resource_type: str) -> dict[str, Any]:
@@ -315,4 +387,5 @@ FUNCTION_APP_PARAMS: Mapping[str, Any] = {
     "dataverseUrl": "https://contoso.crm.dynamics.com",
     "bigcommerceStores": "abc123,def456",
     "environmentName": "contoso",
+    "maximumInstanceCount": 4,
 }

@@ -11,12 +11,15 @@ import ast
 import json
 import logging
 import re
+import shlex
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from cli import build_parser
 from shared.config import load_settings
+from shared.messaging.queues import ALL_QUEUES
 from shared.observability.json_logging import JsonFormatter
 from shared.reconciliation.metrics import CUSTOM_METRICS, METRIC_EVENT, SweepMetrics, emit
 from shared.reconciliation.webhook_health import HookReport, HooksApi, Repair, WebhookHealth
@@ -116,6 +119,59 @@ def test_main_wires_the_alerts_to_an_e_mail_action_group() -> None:
     assert wired["actionGroupId"] == "actionGroup.outputs.resourceId"
     assert wired["appInsightsId"] == "appInsights.outputs.resourceId"
     assert wired["serviceBusNamespaceId"] == "serviceBus.outputs.resourceId"
+
+
+# -- the commands an alert names are ones the CLI accepts --------------------------------------
+
+CLI_COMMAND = re.compile(r"`python -m cli ([^`]+)`")
+# What an operator puts in for each placeholder; every queue is tried for <queue>.
+PLACEHOLDERS = {"<hash>": ["abc123"], "<id>": ["250"], "<n>": ["7"]}
+PLACEHOLDERS["<queue>"] = [spec.name for spec in ALL_QUEUES]
+
+
+def cli_accepts(command: str) -> bool:
+    """True when `python -m cli <command>` parses down to a runnable command."""
+    try:
+        args = build_parser().parse_args(shlex.split(command))
+    except SystemExit:
+        return False
+    return callable(getattr(args, "run", None))
+
+
+def filled_in(command: str) -> list[str]:
+    commands = [command]
+    for placeholder, values in PLACEHOLDERS.items():
+        commands = [c.replace(placeholder, v) for c in commands for v in values]
+    assert not any(re.search(r"<[^>]*>", c) for c in commands), f"unknown placeholder: {command}"
+    return commands
+
+
+def alert_commands() -> dict[str, list[str]]:
+    return {
+        symbol: CLI_COMMAND.findall(str(alert["properties"]["description"]))
+        for symbol, alert in alerts().items()
+    }
+
+
+def test_every_command_an_alert_names_is_one_the_cli_accepts() -> None:
+    for symbol, commands in alert_commands().items():
+        for command in commands:
+            for filled in filled_in(command):
+                assert cli_accepts(filled), f"{symbol}: `python -m cli {filled}` does not parse"
+
+
+def test_the_dead_letter_and_parked_alerts_name_the_replay_commands() -> None:
+    commands = alert_commands()
+    assert any(c.startswith("queues replay <queue> ") for c in commands["deadLetters"])
+    assert any(c.startswith("queues peek-dlq <queue>") for c in commands["deadLetters"])
+    assert any(c.startswith("orders replay ") for c in commands["parkedOrders"])
+
+
+def test_an_incomplete_command_would_be_caught() -> None:
+    assert not cli_accepts("queues replay")  # no queue, and neither --all nor --sequence
+    assert not cli_accepts("queues replay order-events")
+    assert not cli_accepts("orders replay")
+    assert cli_accepts("queues replay order-events --all")
 
 
 # -- the queries read what the code writes -------------------------------------------------------

@@ -8,8 +8,10 @@ secrets filled in, load through `load_settings()` as a deployed app would.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,7 +26,17 @@ from shared.config.settings import (
     load_settings,
     store_setting_name,
 )
-from tests.infra.bicep import FUNCTION_APP_PARAMS, MAIN_PARAMS, Evaluator, template
+from shared.dataverse.gate import GatePolicy
+from tests.infra.bicep import (
+    FUNCTION_APP_PARAMS,
+    MAIN_PARAMS,
+    REPO,
+    DeploymentFailure,
+    Evaluator,
+    Unknown,
+    module_call,
+    template,
+)
 
 MODULE = "modules/function-app.bicep"
 
@@ -116,7 +128,11 @@ def test_every_required_setting_is_set_or_a_key_vault_reference(checks: str) -> 
 def test_every_generated_setting_is_one_the_code_or_the_host_reads() -> None:
     known = {setting(n) for n in Settings.model_fields} | HOST_SETTINGS
     known |= {store_setting_name(s, f) for s in stores() for f in STORE_FIELDS}
-    unknown = set(generated(webhookChecks="header,signature")) - known
+    settings = generated(
+        webhookChecks="header,signature",
+        goLive=[{"store": store, "instant": "2026-11-01"} for store in stores()],
+    )
+    unknown = set(settings) - known
     assert unknown == set()
 
 
@@ -212,3 +228,151 @@ def test_schedule_defaults_are_the_code_defaults(relative: str) -> None:
 def test_state_table_name_is_the_code_default() -> None:
     evaluator = Evaluator(template(MODULE), FUNCTION_APP_PARAMS)
     assert evaluator.param("stateTableName") == Settings.model_fields["state_table_name"].default
+
+
+# -- settings an operator sets through azd, never by hand -----------------------------------------
+
+
+def deployed(**params: Any) -> dict[str, str]:
+    """The app settings a deployment of main.bicep sets for MAIN_PARAMS updated with `params`
+    (main.bicep's parameters, checked as Azure Resource Manager checks the module's)."""
+    passed = module_call("main.bicep", "functionApp", {**MAIN_PARAMS, **params})
+    return generated(**{k: v for k, v in passed.items() if not isinstance(v, Unknown)})
+
+
+TWO_STORES = {"bigcommerceStores": "ABC123, def456"}
+
+
+def test_go_live_is_set_for_each_store_the_parameter_names() -> None:
+    settings = deployed(
+        **TWO_STORES, bigcommerceGoLive=" ABC123 = 2026-11-01T06:00:00Z,def456=2026-11-08"
+    )
+    assert settings[store_setting_name("abc123", "go_live")] == "2026-11-01T06:00:00Z"
+    assert settings[store_setting_name("def456", "go_live")] == "2026-11-08"
+    assert "go_live" in STORE_FIELDS  # the name the code reads
+
+
+def test_go_live_is_set_only_for_the_stores_named() -> None:
+    settings = deployed(**TWO_STORES, bigcommerceGoLive="def456=2026-11-08T06:00:00Z")
+    assert store_setting_name("abc123", "go_live") not in settings
+    assert store_setting_name("def456", "go_live") in settings
+    assert not any(name.endswith("_GO_LIVE") for name in deployed(**TWO_STORES))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("abc999=2026-11-01T06:00:00Z", '"abc999=2026-11-01T06:00:00Z" names a store that is not'),
+        ("abc123=2026-11-01T06:00:00Z,ABC123=2026-11-02", '"ABC123=2026-11-02" names a store a'),
+        ("abc123", '"abc123" is not <store hash>=<ISO 8601 instant>'),
+        ("abc123=", '"abc123=" has no instant'),
+        ("abc123=2026-11-01,", '"" is not <store hash>=<ISO 8601 instant>'),
+    ],
+)
+def test_a_go_live_entry_the_app_could_not_use_fails_the_deployment(
+    value: str, message: str
+) -> None:
+    with pytest.raises(DeploymentFailure, match=re.escape(message)):
+        deployed(**TWO_STORES, bigcommerceGoLive=value)
+
+
+def test_extra_app_settings_are_added_and_override_the_templates() -> None:
+    go_live = "abc123=2026-11-01T06:00:00Z"
+    settings = deployed(
+        extraAppSettings={"LOG_LEVEL": "DEBUG", "DATAVERSE_MAX_CONCURRENCY": "2"},
+        bigcommerceGoLive=go_live,
+    )
+    assert settings["LOG_LEVEL"] == "DEBUG"
+    assert settings["DATAVERSE_MAX_CONCURRENCY"] == "2"  # once: generated() checks for twice
+    assert settings[store_setting_name("abc123", "go_live")] == "2026-11-01T06:00:00Z"
+    without = deployed(bigcommerceGoLive=go_live)
+    assert without["DATAVERSE_MAX_CONCURRENCY"] != "2"
+    assert set(without) | {"LOG_LEVEL"} == set(settings)
+
+
+def test_go_live_and_extra_settings_load_as_the_deployed_app_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("BIGCOMMERCE_") or name in {setting(n) for n in Settings.model_fields}:
+            monkeypatch.delenv(name)
+    for name, value in deployed(
+        **TWO_STORES,
+        bigcommerceGoLive="abc123=2026-11-01T06:00:00Z",
+        extraAppSettings={"BIGCOMMERCE_QUOTA_SHARE": "0.25"},
+    ).items():
+        reference = KEY_VAULT_REFERENCE.fullmatch(value)
+        monkeypatch.setenv(name, f"resolved-{reference.group(2)}" if reference else value)
+
+    settings = load_settings()
+
+    go_live = {s.store_hash: s.go_live for s in settings.stores}
+    assert go_live == {"abc123": datetime(2026, 11, 1, 6, tzinfo=UTC), "def456": None}
+    assert settings.bigcommerce_quota_share == 0.25
+
+
+# -- Dataverse concurrency follows the instance cap ------------------------------------------------
+
+DATAVERSE_LIMIT = 52  # concurrent requests per user per web server (api-limits.md)
+
+
+def _timer_functions() -> int:
+    count = 0
+    for path in (REPO / "functions").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "timer_trigger":
+                count += 1
+    return count
+
+
+def _instance_bounds() -> range:
+    decorators = template(MODULE)["parameters"]["maximumInstanceCount"]["decorators"]
+    bound = {d["type"]: d["argument"] for d in decorators}
+    return range(bound["min_value"], bound["max_value"] + 1)
+
+
+SERVICE_ENDPOINT = {"DATAVERSE_CHANGE_SOURCE": "service_endpoint"}
+
+
+def test_dataverse_instances_count_every_process_that_calls_dataverse() -> None:
+    # order_events scales to maximumInstanceCount instances (Flex caps each scale group); each
+    # timer runs on one instance of its own; dataverse_events gets messages only from a service
+    # endpoint, and then scales out like order_events.
+    timers = _timer_functions()
+    assert timers == 2  # dataverse_poll, reconcile: a new timer changes the sums below
+    for instances in (1, 4, 10, 50):
+        settings = generated(maximumInstanceCount=instances)
+        assert settings["DATAVERSE_CHANGE_SOURCE"] == "poll"
+        assert int(settings["DATAVERSE_INSTANCES"]) == instances + timers
+        settings = generated(maximumInstanceCount=instances, extraAppSettings=SERVICE_ENDPOINT)
+        assert settings["DATAVERSE_CHANGE_SOURCE"] == "service_endpoint"
+        assert int(settings["DATAVERSE_INSTANCES"]) == 2 * instances + timers
+
+
+def _within_the_limit(settings: dict[str, str]) -> bool:
+    processes = int(settings["DATAVERSE_INSTANCES"])
+    policy = GatePolicy(
+        max_concurrency=int(settings["DATAVERSE_MAX_CONCURRENCY"]), instances=processes
+    )
+    # Before the first x-ms-dop-hint, and with the hint at the limit.
+    return all(
+        policy.ceiling(hint) >= 1 and processes * policy.ceiling(hint) <= DATAVERSE_LIMIT
+        for hint in (None, DATAVERSE_LIMIT)
+    )
+
+
+def test_every_allowed_instance_cap_keeps_dataverse_within_its_concurrency_limit() -> None:
+    for instances in _instance_bounds():
+        assert _within_the_limit(generated(maximumInstanceCount=instances)), instances
+    # With a service endpoint, up to 25 (docs/deployment.md, step 12).
+    for instances in range(1, 26):
+        settings = generated(maximumInstanceCount=instances, extraAppSettings=SERVICE_ENDPOINT)
+        assert _within_the_limit(settings), instances
+    assert not _within_the_limit({"DATAVERSE_INSTANCES": "40", "DATAVERSE_MAX_CONCURRENCY": "16"})
+
+
+def test_the_instance_cap_reaches_the_function_app() -> None:
+    evaluator = Evaluator(template(MODULE), {**FUNCTION_APP_PARAMS, "maximumInstanceCount": 7})
+    scale = evaluator.resource("site")["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+    assert scale["maximumInstanceCount"] == 7
+    assert evaluator.variable("dataverseInstances") == 9

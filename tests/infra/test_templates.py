@@ -17,9 +17,11 @@ from tests.infra.bicep import (
     INFRA,
     MAIN_PARAMS,
     REPO,
+    DeploymentFailure,
     Evaluator,
     Unknown,
     bicep_files,
+    module_call,
     template,
 )
 
@@ -101,6 +103,10 @@ CONTRACT_PARAMETERS = {
     "bigcommerceStores": "BIGCOMMERCE_STORES",
     "webhookChecks": "BIGCOMMERCE_WEBHOOK_CHECKS",
     "deployerPrincipalId": "AZURE_PRINCIPAL_ID",
+    # Settings that `azd provision` would otherwise remove if set by hand (infra/README.md).
+    "maximumInstanceCount": "CONNECTOR_MAXIMUM_INSTANCE_COUNT",
+    "bigcommerceGoLive": "BIGCOMMERCE_GO_LIVE",
+    "extraAppSettings": "CONNECTOR_EXTRA_APP_SETTINGS",
 }
 
 
@@ -135,9 +141,45 @@ def test_environment_type_switches_dev_and_prod() -> None:
 
     assert app(dev)["alwaysReadyHttpInstances"] == 0
     assert app(prod)["alwaysReadyHttpInstances"] == 1
+    assert app(dev)["maximumInstanceCount"] == 4
+    assert app(prod)["maximumInstanceCount"] == 10
+    chosen = Evaluator(
+        template(MAIN), {**params, "environmentType": "prod", "maximumInstanceCount": 3}
+    )
+    assert app(chosen)["maximumInstanceCount"] == 3
     vault = calls["keyVault"]["config"]["params"]
     assert dev.eval(vault)["enablePurgeProtection"] is False
     assert prod.eval(vault)["enablePurgeProtection"] is True
+
+
+def test_main_passes_the_operator_settings_to_the_function_app() -> None:
+    params = {
+        **MAIN_PARAMS,
+        "bigcommerceGoLive": "abc123=2026-11-01T06:00:00Z",
+        "extraAppSettings": {"LOG_LEVEL": "DEBUG"},
+    }
+    call = template(MAIN)["modules"]["functionApp"]["config"]["params"]
+    passed = Evaluator(template(MAIN), params).eval(call)
+    assert passed["goLive"] == [{"store": "abc123", "instant": "2026-11-01T06:00:00Z"}]
+    assert passed["goLiveProblems"] == ""
+    assert passed["extraAppSettings"] == params["extraAppSettings"]
+    defaults = Evaluator(template(MAIN), MAIN_PARAMS).eval(call)
+    assert defaults["goLive"] == []
+    assert defaults["goLiveProblems"] == ""
+    assert defaults["extraAppSettings"] == {}
+
+
+@pytest.mark.parametrize("environment_type", ["dev", "prod"])
+def test_main_passes_values_every_module_accepts(environment_type: str) -> None:
+    params = {**MAIN_PARAMS, "environmentType": environment_type}
+    for symbol, module in template(MAIN)["modules"].items():
+        if module["type"] == "local":
+            module_call(MAIN, symbol, params)  # raises on a value outside @allowed/@min/@max
+
+
+def test_an_instance_cap_above_the_modules_bound_would_be_refused() -> None:
+    with pytest.raises(DeploymentFailure, match="maximumInstanceCount"):
+        module_call(MAIN, "functionApp", {**MAIN_PARAMS, "maximumInstanceCount": 51})
 
 
 CONTRACT_OUTPUTS = {
