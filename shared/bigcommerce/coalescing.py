@@ -196,6 +196,15 @@ class CoalescingStorefront:
         return self._state
 
     async def _dispatch(self, state: _LoopState) -> None:
+        try:
+            await self._dispatch_waiting(state)
+        except Exception as exc:  # never leave a caller waiting for a read nobody will make
+            log.exception("coalesced order reads failed")
+            waiting, state.waiting = state.waiting, {}
+            for entry in waiting.values():
+                _fail(entry, exc)
+
+    async def _dispatch_waiting(self, state: _LoopState) -> None:
         while state.waiting:
             if state.in_flight >= self.policy.max_in_flight:
                 state.changed.clear()
@@ -251,6 +260,10 @@ class CoalescingStorefront:
                 await self._read_alone(taken)
             else:
                 await self._read_listed(state, fetch, taken)
+        except Exception as exc:  # a bug here must not leave callers waiting
+            log.exception("a coalesced order read failed")
+            for entry in taken.values():
+                _fail(entry, exc)
         finally:
             state.in_flight -= 1
             state.changed.set()
@@ -283,14 +296,14 @@ class CoalescingStorefront:
                 self._again_alone(state, order_id, entry)
                 continue
             self.stats.listed += len(entry.futures)
-            bundle = embedded_bundle(order)
-            if bundle is None:
-                self.stats.completed += 1
-                try:
+            try:
+                bundle = embedded_bundle(order)
+                if bundle is None:
+                    self.stats.completed += 1
                     bundle = await self.client.complete_bundle(order)
-                except Exception as exc:
-                    _fail(entry, exc)
-                    continue
+            except Exception as exc:
+                _fail(entry, exc)
+                continue
             _resolve(entry, bundle)
 
     async def _first_page(self, fetch: _Fetch) -> list[Order]:

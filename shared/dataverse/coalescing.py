@@ -185,6 +185,14 @@ class BatchCoalescer:
         return self._state
 
     async def _dispatch(self, state: _LoopState) -> None:
+        try:
+            await self._dispatch_pending(state)
+        except Exception as exc:  # never leave a caller waiting for a request nobody will send
+            log.exception("coalesced Dataverse requests failed")
+            while state.pending:
+                _fail(state.pending.popleft(), exc)
+
+    async def _dispatch_pending(self, state: _LoopState) -> None:
         while state.pending:
             if state.in_flight >= max(1, self.client.gate.snapshot().limit):
                 state.changed.clear()
@@ -225,6 +233,10 @@ class BatchCoalescer:
                 await self._alone(group[0])
             else:
                 await self._together(group)
+        except Exception as exc:  # a bug here must not leave callers waiting
+            log.exception("a coalesced Dataverse request failed")
+            for call in group:
+                _fail(call, exc)
         finally:
             took = self._clock() - started
             self.pacer.finished(took)

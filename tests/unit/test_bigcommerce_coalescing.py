@@ -246,3 +246,19 @@ def test_an_id_window_holds_the_oldest_and_as_many_others_as_fit() -> None:
     assert id_window([1, 2, 300, 301, 302], 2, 250) == [1, 2]
     assert id_window([10, 500], 10, 250) == [10]
     assert id_window(list(range(1, 600)), 300, 250) == list(range(51, 301))
+
+
+async def test_a_failure_of_the_coalescer_itself_fails_its_callers_rather_than_hang(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = await world.generate(2)
+
+    def broken() -> object:
+        raise RuntimeError("budget is broken")
+
+    monkeypatch.setattr(world.client.session.budget, "snapshot", broken)
+    storefront = world.storefront()
+    calls = [storefront.get_order_bundle(i) for i in ids]
+    results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 5)
+    assert [str(r) for r in results] == ["budget is broken", "budget is broken"]
+    assert world.recorder.requests == []

@@ -382,3 +382,17 @@ async def test_concurrent_loads_share_a_batch_and_read_the_same(
     [request] = recorder.batches()
     assert len(parse_batch_request(request.content, request.headers["content-type"])) == 9
     assert [await plain.load("s1", n) for n in (1, 2, 3)] == loads
+
+
+class BrokenGate(ThrottleGate):
+    def snapshot(self):  # type: ignore[no-untyped-def]
+        raise RuntimeError("gate is broken")
+
+
+async def test_a_failure_of_the_coalescer_itself_fails_its_callers_rather_than_hang() -> None:
+    sender = FakeSender(gate=BrokenGate())
+    coalescer = BatchCoalescer(sender)
+    calls = [coalescer.submit([change_set(n)]) for n in ("a", "b")]
+    results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 5)
+    assert [str(r) for r in results] == ["gate is broken", "gate is broken"]
+    assert sender.sent == []
