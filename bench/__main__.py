@@ -86,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--default-flow",
-        action="store_true",
-        help="throughput: also measure the default flow (batched)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="throughput: also measure the default flow, batched (default: yes)",
     )
     parser.add_argument(
         "--freshness-rate", type=float, default=5, help="freshness: orders per second"
