@@ -227,6 +227,25 @@ class _Client:
         self._idle.clear()
 
 
+class Stream:
+    """Requests sent the moment they are handed over (an open loop whose schedule is the
+    caller's), each timed from then until its whole response has arrived."""
+
+    def __init__(self) -> None:
+        self.result = Result()
+        self._client = _Client(self.result)
+
+    def send(self, request: Request) -> None:
+        self._client.post(_serialise(request), time.perf_counter())
+
+    async def drain(self) -> None:
+        """Waits until every request sent is over; raises the first failure."""
+        await self._client.drain()
+
+    def close(self) -> None:
+        self._client.close()
+
+
 async def open_loop(requests: Sequence[Request], rate: float) -> Result:
     wires = [_serialise(r) for r in requests]
     result = Result()

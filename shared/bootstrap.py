@@ -33,7 +33,7 @@ from shared.messaging.ports import MessageSender
 from shared.observability.json_logging import configure_logging
 from shared.orchestration.flow import FlowConfig, load_flow
 from shared.orchestration.go_live import go_live_of
-from shared.orchestration.ports import OrderStore
+from shared.orchestration.ports import OrderStore, Storefronts
 from shared.orchestration.runner import OrderRunner
 from shared.reconciliation.webhook_health import WebhookHealth
 from shared.state.ports import StateStore
@@ -116,14 +116,34 @@ class Container:
         return self.dataverse
 
     def order_runner(self) -> OrderRunner:
-        """The lifecycle runner over this process's clients (one per process)."""
+        """The lifecycle runner over this process's clients (one per process). With
+        CONNECTOR_BATCHING=adaptive its order reads and Dataverse requests are coalesced across
+        the orders in flight (shared/bigcommerce/coalescing.py, shared/dataverse/coalescing.py)."""
         if self._runner is None:
+            settings = self.settings
+            batching = settings.connector_batching == "adaptive"
             if self.order_store is None:
+                from shared.dataverse.coalescing import BatchCoalescer, BatchPolicy
                 from shared.dataverse.order_store import DataverseOrderStore
 
-                self.order_store = DataverseOrderStore(self.dataverse_client())
+                client = self.dataverse_client()
+                policy = BatchPolicy(
+                    target_seconds=settings.dataverse_batch_target_seconds,
+                    max_operations=settings.dataverse_batch_max_operations,
+                )
+                self.order_store = DataverseOrderStore(
+                    client, coalescer=BatchCoalescer(client, policy) if batching else None
+                )
+            storefronts: Storefronts = self.bigcommerce_clients()
+            if batching:
+                from shared.bigcommerce.coalescing import CoalescingStorefronts, ListPolicy
+
+                storefronts = CoalescingStorefronts(
+                    self.bigcommerce_clients(),
+                    ListPolicy(max_orders=settings.bigcommerce_batch_max_orders),
+                )
             self._runner = OrderRunner(
-                storefronts=self.bigcommerce_clients(),
+                storefronts=storefronts,
                 store=self.order_store,
                 flow=self.flow or load_flow(self.settings.flow_file),
                 mapping=self.mapping,

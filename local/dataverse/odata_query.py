@@ -416,6 +416,29 @@ def bind(node: Node, resolve: Resolver, get: Getter, text: str) -> Predicate:
     return lambda row: _compare(op, get(row, prop), constant)
 
 
+def integer_equalities(node: Node, kinds: Callable[[str], str | None]) -> dict[str, int]:
+    """`property eq <integer>` terms that every matching row must satisfy (those joined by
+    `and` at the top), for integer properties: a store can narrow its rows by them before the
+    predicate decides. Strings are left out: `eq` compares them case-insensitively (casefold)."""
+    if isinstance(node, BoolOp):
+        if node.op != "and":
+            return {}
+        left, right = integer_equalities(node.left, kinds), integer_equalities(node.right, kinds)
+        both = {**left, **right}
+        return {n: v for n, v in both.items() if left.get(n, v) == right.get(n, v)}
+    if not isinstance(node, Compare) or node.op != "eq":
+        return {}
+    prop, literal = node.left, node.right
+    if isinstance(prop, Literal) and isinstance(literal, Prop):
+        prop, literal = literal, prop
+    if not isinstance(prop, Prop) or not isinstance(literal, Literal):
+        return {}
+    value = literal.value
+    if literal.kind != "number" or not isinstance(value, int) or isinstance(value, bool):
+        return {}
+    return {prop.name: value} if kinds(prop.name) in ("integer", "bigint") else {}
+
+
 def _member_value(value: Any, kind: str) -> Any:
     """A PropertyValues item or a row value, in one comparable form for a column of `kind`."""
     if value is None:

@@ -22,12 +22,13 @@ from typing import Any, Final
 from local.dataverse import errors
 from local.dataverse.catalog import Entity
 from local.dataverse.messages import ApiRequest, ApiResponse, json_response
-from local.dataverse.odata_query import Expand, Options, bind, parse_filter
+from local.dataverse.odata_query import Expand, Options, bind, integer_equalities, parse_filter
 from local.dataverse.representation import (
     annotation_filter,
     check_select,
     etag,
     getter,
+    properties,
     represent,
     resolver,
 )
@@ -156,11 +157,18 @@ class Reader:
         return [self.shape(target, r, item.options) for r in rows]
 
     def matching(self, entity: Entity, options: Options, where: Row | None = None) -> list[Row]:
-        rows = self.store.rows(entity, where)
         get = getter(entity)
         if options.filter:
-            predicate = bind(parse_filter(options.filter), resolver(entity), get, options.filter)
-            rows = [r for r in rows if predicate(r) is True]
+            node = parse_filter(options.filter)
+            predicate = bind(node, resolver(entity), get, options.filter)
+            # Rows are narrowed in SQL by the filter's integer equalities (an order id), so a
+            # lookup does not read the whole table; the predicate still decides.
+            known = properties(entity)
+            narrow = integer_equalities(node, lambda n: known[n].kind if n in known else None)
+            where = {**{known[n].logical_name: v for n, v in narrow.items()}, **(where or {})}
+            rows = [r for r in self.store.rows(entity, where) if predicate(r) is True]
+        else:
+            rows = self.store.rows(entity, where)
         if options.orderby:
             resolve = resolver(entity)
             for name, _ in options.orderby:

@@ -5,6 +5,11 @@ lock renewal while the function runs, up to maxAutoLockRenewalDuration; `maxConc
 consumers for plain queues, `maxConcurrentSessions` session slots for session queues, each slot
 holding one session and processing its messages one at a time, releasing it after
 `sessionIdleTimeout` without a message.
+
+Idle session slots take turns: one at a time asks the broker for a session and, when there is
+none, waits on the broker for one; the others wait on the loop for their turn. With hundreds of
+slots, every slot waiting on the broker at once would wake them all (a thread and a SQLite read
+each) on every message sent, and try to accept as many sessions as there are slots.
 """
 
 from __future__ import annotations
@@ -106,6 +111,7 @@ class QueuePump:
         self._invoker = invoker
         self._options = options
         self._batch = options.max_message_batch_size if function.many else 1
+        self._accepting = asyncio.Lock()  # idle session slots take turns (module docstring)
         if not function.auto_complete:
             log.warning(
                 "function %s has autoCompleteMessages false: without SDK-type settlement its "
@@ -140,10 +146,11 @@ class QueuePump:
         idle = self._options.session_idle_timeout.total_seconds()
         while True:
             try:
-                session = await self._source.accept_next_session(queue)
-                if session is None:
-                    await self._source.wait(queue, 1.0)
-                    continue
+                async with self._accepting:
+                    session = await self._source.accept_next_session(queue)
+                    if session is None:
+                        await self._source.wait(queue, 1.0)
+                        continue
                 try:
                     idle_until = time.monotonic() + idle
                     while (remaining := idle_until - time.monotonic()) > 0:

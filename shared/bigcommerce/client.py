@@ -138,14 +138,13 @@ class BigCommerceClient:
         shipping addresses are read from their own endpoints.
         """
         order = await self.get_order(order_id, include=(ONE_CALL_INCLUDE,))
-        consignments = order.consignments
-        if isinstance(consignments, OrderConsignments):
-            lines = consignments.line_items()
-            addresses = _addresses_from(consignments, order)
-            if lines is not None and addresses is not None and len(lines) < V2_DEFAULT_PAGE_SIZE:
-                return OrderBundle(order, lines, addresses, embedded=True)
-        products = await self.list_order_products(order_id)
-        addresses = await self.list_shipping_addresses(order_id)
+        return embedded_bundle(order) or await self.complete_bundle(order)
+
+    async def complete_bundle(self, order: Order) -> OrderBundle:
+        """The bundle of an order read without usable embedded lines: its products and shipping
+        addresses from their own endpoints."""
+        products = await self.list_order_products(order.id)
+        addresses = await self.list_shipping_addresses(order.id)
         return OrderBundle(order, products, addresses)
 
     async def iter_order_pages(
@@ -174,6 +173,29 @@ class BigCommerceClient:
         }
         async for page in self._pages(Order, "/v2/orders", params, limit, first_page):
             yield page
+
+    async def list_orders_page(
+        self,
+        filters: OrderFilter | None = None,
+        *,
+        sort: OrderSortField = "id",
+        descending: bool = False,
+        limit: int = MAX_PAGE_SIZE,
+        page: int = 1,
+        include: Sequence[str] = (),
+    ) -> list[Order]:
+        """One page of `GET /v2/orders` (204 or `[]`: none), for callers that know one page
+        holds what they want (an id range no wider than `limit`)."""
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+        params: dict[str, Any] = {
+            **(filters or OrderFilter()).params(),
+            **_include(include),
+            "sort": f"{sort}:{'desc' if descending else 'asc'}",
+            "limit": limit,
+            "page": page,
+        }
+        return _many(Order, await self._get("/v2/orders", params))
 
     async def count_orders(self, filters: OrderFilter | None = None) -> OrdersCount:
         """`GET /v2/orders/count`: the total and the count per status."""
@@ -465,6 +487,19 @@ def _shape_error(reply: Reply, model: type[BaseModel], why: str) -> BigCommerceE
         path=reply.path,
         status=reply.status,
     )
+
+
+def embedded_bundle(order: Order) -> OrderBundle | None:
+    """The bundle an order read with `ONE_CALL_INCLUDE` carries, when it is complete by the
+    order's own counts (see `get_order_bundle`); None when its sub-resources must be read. The
+    same for an order from `GET /v2/orders` with that include as from `GET /v2/orders/{id}`."""
+    consignments = order.consignments
+    if isinstance(consignments, OrderConsignments):
+        lines = consignments.line_items()
+        addresses = _addresses_from(consignments, order)
+        if lines is not None and addresses is not None and len(lines) < V2_DEFAULT_PAGE_SIZE:
+            return OrderBundle(order, lines, addresses, embedded=True)
+    return None
 
 
 def _addresses_from(

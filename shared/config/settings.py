@@ -278,6 +278,18 @@ class Settings(BaseSettings):
     webhook_scopes: Annotated[tuple[str, ...], NoDecode] = Field(
         ("store/order/*", "store/shipment/*"), validation_alias="BIGCOMMERCE_WEBHOOK_SCOPES"
     )
+    connector_batching: Literal["adaptive", "off"] = Field(
+        "adaptive", validation_alias="CONNECTOR_BATCHING"
+    )
+    bigcommerce_batch_max_orders: int = Field(
+        250, validation_alias="BIGCOMMERCE_BATCH_MAX_ORDERS", ge=2, le=250
+    )
+    dataverse_batch_target_seconds: float = Field(
+        2.0, validation_alias="DATAVERSE_BATCH_TARGET_SECONDS", gt=0, le=60
+    )
+    dataverse_batch_max_operations: int = Field(
+        1000, validation_alias="DATAVERSE_BATCH_MAX_OPERATIONS", ge=3, le=1000
+    )
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     environment_name: str = Field(
         "local", validation_alias=AliasChoices("CONNECTOR_ENVIRONMENT", "AZURE_ENV_NAME")

@@ -52,6 +52,7 @@ _STATUS_LINE: Final = re.compile(
     r"^HTTP(?:/\d(?:\.\d)?)?[ \t]+(?P<status>\d{3})(?:[ \t]+(?P<reason>.*))?$"
 )
 _REFERENCE: Final = re.compile(r"^\$(\w+)(?=$|/)")
+_WHITESPACE: Final = re.compile(r"\s")
 _BOUNDARY_PARAM: Final = re.compile(r"""boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))""", re.IGNORECASE)
 
 
@@ -131,7 +132,7 @@ def validate_batch(items: Sequence[BatchItem]) -> None:
                 raise BatchFormatError(f"{op.method!r} is not an HTTP method")
             if isinstance(item, ChangeSet) and op.method.upper() == "GET":
                 raise BatchFormatError("GET is not allowed inside a change set")
-            if any(ch.isspace() for ch in op.url):
+            if _WHITESPACE.search(op.url):
                 raise BatchFormatError(f"{op.url!r}: a request URL cannot contain spaces")
             for reference in _references(op):
                 if not isinstance(item, ChangeSet) or reference not in declared:
@@ -201,6 +202,13 @@ def _part_url(url: str, service_root: str) -> str:
     if url.startswith(("$", "http://", "https://", "/")):
         return url
     return f"{service_root.rstrip('/')}/{url}"
+
+
+def has_references(item: BatchItem) -> bool:
+    """Whether any operation of the item refers to a Content-ID (`$n`): such an item cannot be
+    renumbered into a larger batch without rewriting it."""
+    operations = item.operations if isinstance(item, ChangeSet) else (item,)
+    return any(_references(op) for op in operations)
 
 
 def _references(op: BatchOperation) -> list[str]:

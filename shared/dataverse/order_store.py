@@ -17,6 +17,10 @@ message's processing:
   staged intakes bind to by id (price list, unit, currency) and which of their products exist;
   both are remembered per process (`references.py`), so in steady state a commit is one request.
 
+With a coalescer (`coalescing.py`, `CONNECTOR_BATCHING=adaptive`), concurrent orders' loads and
+commits share `$batch` requests when many are pending: each order still gets its own answers, and
+its change set still succeeds or fails as a whole, alone (continue-on-error).
+
 The contract between `existing_products` and `intake`: an intake line is bound to its product
 only when the product is known to exist, and otherwise written as a write-in line
 (`order_rows.py`). Call `existing_products` first (the sync and validation steps do; validation
@@ -39,8 +43,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 
 from shared.bigcommerce.models import Refund
-from shared.dataverse.batch import BatchOperation, ChangeSet, ItemResult
+from shared.dataverse.batch import BatchItem, BatchOperation, ChangeSet, ItemResult
 from shared.dataverse.client import DataverseClient
+from shared.dataverse.coalescing import BatchCoalescer
 from shared.dataverse.errors import DataverseError, NotFoundError, ResponseFormatError
 from shared.dataverse.odata import all_of, eq, with_query
 from shared.dataverse.order_rows import (
@@ -138,10 +143,12 @@ class DataverseOrderStore:
         *,
         products: ProductCatalog | None = None,
         references: ReferenceIds | None = None,
+        coalescer: BatchCoalescer | None = None,
     ) -> None:
         self.client = client
         self.products = products or ProductCatalog()
         self.references = references or ReferenceIds()
+        self.coalescer = coalescer
 
     def __repr__(self) -> str:
         return f"DataverseOrderStore({self.client!r})"
@@ -172,10 +179,10 @@ class DataverseOrderStore:
         refunds = with_query(
             ORDER_REFUND.entity_set, {"$select": _REFUND_COLUMNS, "$filter": of_order}
         )
-        result = await self.client.execute_batch(
-            [BatchOperation("GET", url) for url in (order, fulfillments, refunds)]
+        order_item, fulfillment_item, refund_item = await self._execute(
+            [BatchOperation("GET", url) for url in (order, fulfillments, refunds)],
+            continue_on_error=True,
         )
-        order_item, fulfillment_item, refund_item = result.items
         orders = rows_of(_body(order_item), SALESORDER.entity_set)
         if not orders:
             return None
@@ -233,6 +240,16 @@ class DataverseOrderStore:
         self.products.clear()
 
     # -- helpers ------------------------------------------------------------------------------
+
+    async def _execute(
+        self, items: Sequence[BatchItem], *, continue_on_error: bool
+    ) -> tuple[ItemResult, ...]:
+        """One `$batch` of `items`; with a coalescer, possibly shared with other orders' items
+        (see `coalescing.py`), the answers being the same."""
+        if self.coalescer is not None:
+            return await self.coalescer.submit(items, continue_on_error=continue_on_error)
+        result = await self.client.execute_batch(items, continue_on_error=continue_on_error)
+        return result.items
 
     async def _get_all(self, urls: Sequence[str]) -> list[dict[str, Any]]:
         """The JSON of each GET, in order, every page: one request alone, else one `$batch`."""
@@ -377,8 +394,7 @@ class DataverseOrderWrites:
                 operations.append(staged)
         operations.extend(self._closing)
         numbered = tuple(replace(op, content_id=str(n)) for n, op in enumerate(operations, 1))
-        result = await store.client.execute_batch([ChangeSet(numbered)], continue_on_error=False)
-        (item,) = result.items
+        (item,) = await store._execute([ChangeSet(numbered)], continue_on_error=False)
         if not item.ok:
             error = item.error or DataverseError(
                 "the change set was not executed", method="POST", path="$batch"

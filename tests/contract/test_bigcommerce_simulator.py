@@ -273,6 +273,39 @@ async def test_consignments_embed_addresses_and_line_items(store: SimulatedStore
     assert alone["shipping"][0]["id"] == shipping["id"]
 
 
+async def test_a_listing_embeds_consignments_as_the_single_get_does(
+    store: SimulatedStore,
+) -> None:
+    """`order_includes` and `consignment_structure` are parameters of `GET /orders` too
+    (orders.v2.oas2.yml): every listed order carries what its own GET with them carries. The
+    list conforms to the spec's list response (the harness checks every response)."""
+    ids = await store.generate(12, seed=5, incomplete_share=0)
+    include = {"include": "consignments.line_items", "consignment_structure": "object"}
+    listed = await store.api.get(
+        "/v2/orders",
+        params={"min_id": ids[2], "max_id": ids[9], "sort": "id:asc", "limit": 250, **include},
+    )
+    assert listed.status_code == 200
+    orders = listed.json()
+    assert [o["id"] for o in orders] == ids[2:10]
+    for order in orders:
+        alone = (await store.api.get(f"/v2/orders/{order['id']}", params=include)).json()
+        assert order == alone
+        assert isinstance(order["consignments"], dict)
+    by_date = await store.api.get(
+        "/v2/orders",
+        params={
+            "min_date_modified": orders[0]["date_modified"],
+            "sort": "date_modified:desc",
+            "limit": 3,
+            **include,
+        },
+    )
+    assert len(by_date.json()) == 3
+    assert all("shipping" in o["consignments"] for o in by_date.json())
+    assert ("GET", f"/stores/{STORE_HASH}/v2/orders", 200) in store.checked
+
+
 async def test_products_are_paged(store: SimulatedStore) -> None:
     products = [{**MUG, "name": f"Mug {i}", "quantity": 1} for i in range(7)]
     order = await create(store, products=products)

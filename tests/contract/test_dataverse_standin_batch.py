@@ -318,6 +318,45 @@ async def test_continue_on_error_answers_200_with_every_part(dv: Harness) -> Non
     assert [o["bciom_bcorderid"] for o in orders] == [6]
 
 
+_GET_ORDERS = (
+    "Content-Type: application/http\nContent-Transfer-Encoding: binary\n\n"
+    "GET /api/data/v9.2/salesorders?$select=bciom_bcorderid HTTP/1.1\n\n"
+)
+
+
+async def test_continue_on_error_answers_many_change_sets_and_gets_each_on_its_own(
+    dv: Harness,
+) -> None:
+    """The shape adaptive batching sends: GETs and one change set per order, in one batch; a
+    failing change set rolls back only itself and the batch goes on, in request order."""
+    body = _batch(
+        _GET_ORDERS,
+        _upsert_change_set(7, ["Mug"], "changeset_7"),
+        _upsert_change_set(8, ["Mug", "x" * 600], "changeset_8"),
+        _GET_ORDERS,
+        _upsert_change_set(9, ["Cap", "Mug"], "changeset_9"),
+    )
+    response = await _send(dv, body, "batch_b", prefer="odata.continue-on-error")
+    assert response.status_code == 200
+    parts = batch_parts(response)
+    assert [(p.status, p.change_set) for p in parts] == [
+        (200, None),
+        (204, 1),
+        (204, 1),
+        (400, 2),
+        (200, None),
+        (204, 3),
+        (204, 3),
+        (204, 3),
+    ]
+    assert parts[3].content_id == "3"
+    assert parts[0].json()["value"] == []
+    assert [o["bciom_bcorderid"] for o in parts[4].json()["value"]] == [7]
+    orders = (await dv.api.get("salesorders?$select=bciom_bcorderid")).json()["value"]
+    assert sorted(o["bciom_bcorderid"] for o in orders) == [7, 9]
+    assert await dv.count("salesorderdetail") == 3
+
+
 INDEPENDENT = """--batch_431faf5a
 Content-Type: application/http
 Content-Transfer-Encoding: binary

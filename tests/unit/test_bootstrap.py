@@ -36,3 +36,36 @@ def test_the_mapping_is_loaded_and_validated_at_start_up(fresh) -> None:  # type
 def test_override_refuses_unknown_adapters(fresh) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(AttributeError, match="no 'mailer'"):
         bootstrap.override(mailer=object())
+
+
+@pytest.mark.parametrize("batching", ["adaptive", "off"])
+def test_the_runner_coalesces_its_requests_unless_batching_is_off(
+    monkeypatch: pytest.MonkeyPatch, batching: str
+) -> None:
+    from shared.bigcommerce.coalescing import CoalescingStorefronts
+    from shared.bigcommerce.registry import BigCommerceClients
+    from shared.dataverse.order_store import DataverseOrderStore
+    from tests.unit.lifecycle_fakes import FakeSender
+
+    monkeypatch.setenv("DATAVERSE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("CONNECTOR_BATCHING", batching)
+    monkeypatch.setenv("DATAVERSE_BATCH_TARGET_SECONDS", "3.5")
+    bootstrap.reset()
+    try:
+        container = bootstrap.override(
+            dataverse_tokens=StaticTokenProvider("local-token"), sender=FakeSender()
+        )
+        runner = container.order_runner()
+        store = container.order_store
+        assert isinstance(store, DataverseOrderStore)
+        storefronts = runner._storefronts
+        if batching == "adaptive":
+            assert store.coalescer is not None
+            assert store.coalescer.policy.target_seconds == 3.5
+            assert isinstance(storefronts, CoalescingStorefronts)
+            assert storefronts.policy.max_orders == 250
+        else:
+            assert store.coalescer is None
+            assert isinstance(storefronts, BigCommerceClients)
+    finally:
+        bootstrap.reset()

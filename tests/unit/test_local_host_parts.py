@@ -74,7 +74,7 @@ def test_binding_expressions_resolve_from_settings() -> None:
 def test_host_json_values_and_defaults(tmp_path: Path) -> None:
     repo_options = host_json.load(Path(__file__).resolve().parents[2] / "host.json")
     assert repo_options.route_prefix == "api"
-    assert repo_options.service_bus.max_concurrent_sessions == 32
+    assert repo_options.service_bus.max_concurrent_sessions == 256
     assert repo_options.service_bus.session_idle_timeout == timedelta(milliseconds=500)
     defaults = host_json.load(tmp_path / "missing.json")
     assert defaults.service_bus.session_idle_timeout == timedelta(seconds=60)
