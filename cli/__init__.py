@@ -13,11 +13,24 @@ import sys
 from collections.abc import Sequence
 from typing import Final, TextIO
 
-from shared.config import ConfigurationError
+from shared.config import ConfigurationError, Settings
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
+
+
+def selected_stores(settings: Settings, wanted: str | None) -> list[str]:
+    """Every configured store's hash, or just `wanted` (a ConfigurationError when unknown)."""
+    known = [s.store_hash for s in settings.stores]
+    if wanted is None:
+        return known
+    if wanted not in known:
+        raise ConfigurationError(
+            f"invalid configuration: store {wanted!r} is not in BIGCOMMERCE_STORES "
+            f"({', '.join(known)})"
+        )
+    return [wanted]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,12 +37,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-from cli.queues import DEFAULT_BROKER_PATH
+from cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, selected_stores
+from cli.queues import DEFAULT_BROKER_PATH, admin_of
 from cli.schema import token_provider
 from cli.webhooks import local_state_path
-from local.broker import LocalBroker
-from local.broker.adapters import LocalQueueAdmin
 from local.state import SqliteStateStore
 from shared.bigcommerce.registry import BigCommerceClients
 from shared.bigcommerce.retry import RetryPolicy
@@ -63,7 +61,6 @@ from shared.diagnostics import (
 from shared.diagnostics.configuration import check_settings
 from shared.diagnostics.keyvault import check_secrets
 from shared.diagnostics.report import all_passed, render_table, to_json
-from shared.messaging.azure_servicebus import AzureQueueAdmin
 from shared.messaging.ports import QueueAdmin
 from shared.messaging.queues import ALL_QUEUES, QueueSpec
 from shared.reconciliation.webhook_health import WebhookHealth
@@ -105,18 +102,6 @@ def _seconds(value: str) -> float:
     return number
 
 
-def _stores(settings: Settings, wanted: str | None) -> list[str]:
-    known = [s.store_hash for s in settings.stores]
-    if wanted is None:
-        return known
-    if wanted not in known:
-        raise ConfigurationError(
-            f"invalid configuration: store {wanted!r} is not in BIGCOMMERCE_STORES "
-            f"({', '.join(known)})"
-        )
-    return [wanted]
-
-
 # -- what the checks talk to ----------------------------------------------------------------------
 
 
@@ -148,22 +133,11 @@ def _local_broker_path() -> Path:
 
 @asynccontextmanager
 async def _queue_admin(settings: Settings) -> AsyncIterator[QueueAdmin]:
-    """The admin of the app's transport; raises FileNotFoundError for a missing local broker
-    (opening the SQLite file would create it)."""
-    if settings.servicebus_transport == "azure":
-        azure = AzureQueueAdmin.from_settings(settings)
-        try:
-            yield azure
-        finally:
-            await azure.close()
-        return
-    broker = LocalBroker(_local_broker_path())
-    local = LocalQueueAdmin(broker)
-    try:
-        yield local
-    finally:
-        await local.close()
-        broker.close()
+    """The admin of the app's transport; raises FileNotFoundError for a missing local broker."""
+    azure = settings.servicebus_transport == "azure"
+    broker = None if azure else _local_broker_path()
+    async with admin_of(settings if azure else None, broker) as admin:
+        yield admin
 
 
 @asynccontextmanager
@@ -313,7 +287,7 @@ async def run_doctor(args: argparse.Namespace) -> int:
         if not args.json:
             print("(the other checks need valid settings)")
         return EXIT_USAGE
-    stores = _stores(settings, args.store)
+    stores = selected_stores(settings, args.store)
     stack = AsyncExitStack()
     try:
         checks = await _checks(settings, stores, args.timeout, stack, args.app_client_id)

@@ -21,7 +21,7 @@ from typing import Any, Final
 from cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from local.broker import LocalBroker
 from local.broker.adapters import LocalQueueAdmin
-from shared.config import ConfigurationError, load_settings
+from shared.config import ConfigurationError, Settings, load_settings
 from shared.messaging.azure_servicebus import AzureQueueAdmin
 from shared.messaging.message import InboundMessage
 from shared.messaging.ports import QueueAdmin, ReplayedMessage
@@ -91,22 +91,35 @@ def local_broker_path(args: argparse.Namespace) -> Path:
 
 
 @asynccontextmanager
-async def open_admin(args: argparse.Namespace) -> AsyncIterator[QueueAdmin]:
-    # The CLI runs one coroutine at a time, so opening the SQLite file inline blocks nothing.
-    if args.broker is None and any(name in os.environ for name in SERVICEBUS_SETTINGS):
-        azure = AzureQueueAdmin.from_settings(load_settings())
+async def admin_of(settings: Settings | None, broker: Path | None) -> AsyncIterator[QueueAdmin]:
+    """Azure's queue admin for `settings`, else the local broker's at `broker` (a file that
+    exists: opening the SQLite file would create it)."""
+    if settings is not None:
+        azure = AzureQueueAdmin.from_settings(settings)
         try:
             yield azure
         finally:
             await azure.close()
         return
-    broker = LocalBroker(local_broker_path(args))
-    local = LocalQueueAdmin(broker)
+    assert broker is not None
+    local_broker = LocalBroker(broker)
+    local = LocalQueueAdmin(local_broker)
     try:
         yield local
     finally:
         await local.close()
-        broker.close()
+        local_broker.close()
+
+
+@asynccontextmanager
+async def open_admin(args: argparse.Namespace) -> AsyncIterator[QueueAdmin]:
+    # The CLI runs one coroutine at a time, so opening the SQLite file inline blocks nothing.
+    if args.broker is None and any(name in os.environ for name in SERVICEBUS_SETTINGS):
+        async with admin_of(load_settings(), None) as azure:
+            yield azure
+        return
+    async with admin_of(None, local_broker_path(args)) as local:
+        yield local
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

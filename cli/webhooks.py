@@ -36,12 +36,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from cli import EXIT_FAILURE, EXIT_OK
+from cli import EXIT_FAILURE, EXIT_OK, selected_stores
 from cli.queues import print_table
 from local.state import SqliteStateStore, state_db_path
 from shared.bigcommerce.errors import BigCommerceError
 from shared.bigcommerce.registry import BigCommerceClients
-from shared.config import ConfigurationError, Settings, load_settings
+from shared.config import Settings, load_settings
 from shared.config.settings import require_https_unless_loopback
 from shared.reconciliation.webhook_health import (
     HOOKS_PARTITION,
@@ -98,18 +98,6 @@ def _url(value: str) -> str:
 
 
 # -- what the commands open -----------------------------------------------------------------------
-
-
-def _store_hashes(settings: Settings, wanted: str | None) -> list[str]:
-    known = [s.store_hash for s in settings.stores]
-    if wanted is None:
-        return known
-    if wanted not in known:
-        raise ConfigurationError(
-            f"invalid configuration: store {wanted!r} is not in BIGCOMMERCE_STORES "
-            f"({', '.join(known)})"
-        )
-    return [wanted]
 
 
 def local_state_path() -> Path:
@@ -223,7 +211,7 @@ def _print_watermark(report: HookReport, state: StateStore | None) -> None:
 
 async def register_hooks(args: argparse.Namespace) -> int:
     settings = load_settings()
-    (store_hash,) = _store_hashes(settings, args.store)
+    (store_hash,) = selected_stores(settings, args.store)
     async with _opened(settings, create_state=not args.dry_run) as (clients, state):
         health = WebhookHealth(settings, clients.get, state)
         report = await health.check_hooks(
@@ -285,7 +273,7 @@ def _print_recorded(recorded: dict[str, Any] | None) -> None:
 
 async def show_status(args: argparse.Namespace) -> int:
     settings = load_settings()
-    stores = _store_hashes(settings, args.store)
+    stores = selected_stores(settings, args.store)
     results: list[tuple[str, HookReport | None, dict[str, Any] | None, str | None]] = []
     async with _opened(settings, create_state=False) as (clients, state):
         health = WebhookHealth(settings, clients.get, state)
