@@ -29,7 +29,7 @@ from local.stack.settings_file import load_values
 from local.state import SqliteStateStore, state_db_path
 from shared import bootstrap
 from shared.config import ConfigurationError
-from shared.dataverse.auth import token_provider_for
+from shared.dataverse.auth import is_loopback_url, token_provider_for
 from shared.messaging.azure_servicebus import ServiceBusConnection
 
 
@@ -125,9 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         except IndexingError as exc:
             print(f"indexing failed: {exc}", file=sys.stderr)
             return 2
-        if stack.simulate_dataverse:
-            url = bootstrap.container().settings.dataverse_url
-            token = token_provider_for(url, static_token=os.environ["LOCAL_DATAVERSE_TOKEN"])
+        url = bootstrap.container().settings.dataverse_url
+        local_token = os.environ.get("LOCAL_DATAVERSE_TOKEN")
+        # The stand-in's token: the one this host starts, or one running apart on loopback.
+        if stack.simulate_dataverse or (local_token and is_loopback_url(url)):
+            token = token_provider_for(url, static_token=local_token)
             bootstrap.override(dataverse_tokens=token)
         source: QueueSource | None = None
         if stack.local_broker:

@@ -83,6 +83,24 @@ def test_host_json_values_and_defaults(tmp_path: Path) -> None:
     )
 
 
+def test_app_settings_override_host_json_as_in_azure(tmp_path: Path) -> None:
+    path = tmp_path / "host.json"
+    path.write_text(json.dumps({"extensions": {"serviceBus": {"maxConcurrentCalls": 8}}}))
+    environ = {
+        "AzureFunctionsJobHost__extensions__serviceBus__maxAutoLockRenewalDuration": "00:00:10",
+        "AzureFunctionsJobHost__Extensions__ServiceBus__MaxConcurrentCalls": "3",
+        "AzureFunctionsJobHost__extensions__serviceBus__autoCompleteMessages": "false",
+        "AzureFunctionsJobHost__functionTimeout": "00:01:00",
+        "functionTimeout": "00:00:01",  # not an override
+    }
+    options = host_json.load(path, environ)
+    assert options.service_bus.max_auto_lock_renewal == timedelta(seconds=10)
+    assert options.service_bus.max_concurrent_calls == 3
+    assert options.service_bus.auto_complete is False
+    assert options.function_timeout == timedelta(minutes=1)
+    assert host_json.load(path, {}).service_bus.max_auto_lock_renewal == timedelta(minutes=5)
+
+
 def test_local_settings_values_never_override_the_environment(tmp_path: Path) -> None:
     path = tmp_path / "local.settings.json"
     path.write_text(json.dumps({"Values": {"A": "from-file", "B": "from-file"}}))
