@@ -390,6 +390,23 @@ def close_operation(
     return BatchOperation("POST", action, {"OrderClose": close, "Status": status}, idempotent=False)
 
 
+def guard_operation(store_hash: str, order_id: int, etag: str) -> BatchOperation:
+    """`PATCH salesorders(<key>)` with `If-Match: <etag>` and nothing to write: first in a change
+    set, it fails the whole change set with 412 when the salesorder changed since `etag`
+    (perform-conditional-operations-using-web-api.md, optimistic concurrency)."""
+    path = keyed_row(SALESORDER, order_key(store_hash, order_id)).path
+    return BatchOperation("PATCH", path, {}, {"If-Match": etag})
+
+
+def version_operation(store_hash: str, order_id: int) -> BatchOperation:
+    """`PATCH salesorders(<key>)?$select=salesorderid` with nothing to write and
+    `Prefer: return=representation`: last in a change set, its answer's `@odata.etag` is the
+    salesorder's version after everything before it."""
+    path = keyed_row(SALESORDER, order_key(store_hash, order_id)).path
+    headers = {**_UPDATE_ONLY, "Prefer": "return=representation"}
+    return BatchOperation("PATCH", f"{path}?$select={SALESORDER.primary_id}", {}, headers)
+
+
 def journal_operation(entry: JournalEntry) -> BatchOperation:
     """An upsert of the entry by its id. The salesorder lookup is left unset: an entry must be
     writable before (or without) the order it is about, so it carries the order id instead."""

@@ -27,6 +27,17 @@ by the commit.
 A commit that fails raises the Dataverse error of the failing operation (nothing of the change
 set was written) and keeps what was staged, so the same unit may be committed again; a failure
 that names a missing row (404) also forgets the remembered ids, in case one of them was deleted.
+Commits are fenced per order (`guard`, optimistic concurrency): a change set with anything but
+journal entries starts with `PATCH salesorders(<key>)` and `If-Match` the salesorder's version as
+the run read it, so that a run whose read is out of date (another run of the same order got the
+message after its lock expired, or a user changed the order) writes nothing and fails with
+`ConcurrencyError` (412); it ends, unless it closes the order, with an empty PATCH of the
+salesorder answering its new version, which guards the run's next commit. Two operations more in
+the same request; nothing is read again.
+A change set closing an order that was closed meanwhile (by a user, or by another run of the same
+order whose message came back when its lock expired) is refused by Dataverse with a 400; the
+commit then reads the order's state, and raises `ConcurrencyError` (transient: the next run
+reads the closed order and has nothing left to do) instead of a 400 that would park the order.
 """
 
 from __future__ import annotations
@@ -41,11 +52,18 @@ from typing import Any, Final, Literal
 from shared.bigcommerce.models import Refund
 from shared.dataverse.batch import BatchOperation, ChangeSet, ItemResult
 from shared.dataverse.client import DataverseClient
-from shared.dataverse.errors import DataverseError, NotFoundError, ResponseFormatError
+from shared.dataverse.errors import (
+    ClientError,
+    ConcurrencyError,
+    DataverseError,
+    NotFoundError,
+    ResponseFormatError,
+)
 from shared.dataverse.odata import all_of, eq, with_query
 from shared.dataverse.order_rows import (
     close_operation,
     fulfillment_operations,
+    guard_operation,
     intake_operations,
     intake_unknowns,
     journal_operation,
@@ -53,6 +71,7 @@ from shared.dataverse.order_rows import (
     update_fulfillment_operation,
     update_line_operation,
     update_order_operation,
+    version_operation,
 )
 from shared.dataverse.references import (
     ProductCatalog,
@@ -224,6 +243,16 @@ class DataverseOrderStore:
                 levels[(source, asked.get(sku.casefold(), sku))] = available
         return levels
 
+    async def statecode(self, store_hash: str, order_id: int) -> int | None:
+        """The salesorder's statecode (0 open, 2 cancelled, 3 fulfilled...); None if missing."""
+        of_order = all_of(
+            eq(STORE_HASH.logical_name, store_hash), eq(PREFIX + "bcorderid", order_id)
+        )
+        url = with_query(SALESORDER.entity_set, {"$select": "statecode", "$filter": of_order})
+        rows = rows_of(_json((await self.client.request("GET", url)).json(), url), url)
+        state = rows[0].get("statecode") if rows else None
+        return state if isinstance(state, int) else None
+
     def writes(self) -> DataverseOrderWrites:
         return DataverseOrderWrites(self)
 
@@ -282,11 +311,23 @@ class DataverseOrderWrites:
         self._store = store
         self._staged: list[BatchOperation | OrderIntake] = []
         self._closing: list[BatchOperation] = []
+        self._closing_orders: list[tuple[str, int]] = []
+        self._business = False  # something but journal entries is staged
+        self._guarded: tuple[str, int] | None = None  # the order whose salesorder guards commits
+        self._etag: str | None = None
+
+    def guard(self, store_hash: str, order_id: int, etag: str | None) -> None:
+        self._guarded, self._etag = (store_hash, order_id), etag
+
+    @property
+    def version(self) -> str | None:
+        return self._etag
 
     def intake(self, intake: OrderIntake) -> None:
         """Customer (and account), salesorder and lines; lookups are bound at commit, products
         that do not exist as write-in lines (see the module docstring)."""
         self._staged.append(intake)
+        self._business = True
 
     def update_order(
         self,
@@ -332,6 +373,7 @@ class DataverseOrderWrites:
         self, store_hash: str, order_id: int, plans: Sequence[PlannedFulfillment]
     ) -> None:
         self._staged.extend(fulfillment_operations(store_hash, order_id, plans))
+        self._business = True
 
     def update_fulfillment(
         self,
@@ -349,12 +391,15 @@ class DataverseOrderWrites:
 
     def record_refund(self, store_hash: str, order_id: int, refund: Refund) -> None:
         self._staged.extend(refund_operations(store_hash, order_id, refund))
+        self._business = True
 
     def close_order(
         self, store_hash: str, order_id: int, how: Literal["fulfilled", "cancelled"]
     ) -> None:
         """Sent after everything else staged: the order must be updated while still open."""
         self._closing.append(close_operation(store_hash, order_id, how))
+        self._closing_orders.append((store_hash, order_id))
+        self._business = True
 
     def journal(self, entry: JournalEntry) -> None:
         self._staged.append(journal_operation(entry))
@@ -376,6 +421,12 @@ class DataverseOrderWrites:
             else:
                 operations.append(staged)
         operations.extend(self._closing)
+        guarded = self._guarded if self._business else None
+        if guarded is not None:
+            if self._etag is not None:
+                operations.insert(0, guard_operation(*guarded, self._etag))
+            if not self._closing:  # a closed salesorder is read-only: nothing after the close
+                operations.append(version_operation(*guarded))
         numbered = tuple(replace(op, content_id=str(n)) for n, op in enumerate(operations, 1))
         result = await store.client.execute_batch([ChangeSet(numbered)], continue_on_error=False)
         (item,) = result.items
@@ -385,16 +436,46 @@ class DataverseOrderWrites:
             )
             if isinstance(error, NotFoundError):
                 store.forget()
+            elif isinstance(error, ClientError) and self._closing_orders:
+                await self._closed_meanwhile(error)
             raise error
+        if guarded is not None:
+            self._etag = None if self._closing else _etag_of(item)
         self._staged.clear()
         self._closing.clear()
+        self._closing_orders.clear()
+        self._business = False
+
+    async def _closed_meanwhile(self, error: ClientError) -> None:
+        """Raises ConcurrencyError if an order this change set closes is no longer open."""
+        for store_hash, order_id in self._closing_orders:
+            state = await self._store.statecode(store_hash, order_id)
+            if state not in (None, 0):
+                raise ConcurrencyError(
+                    f"salesorder of order {order_id} was closed meanwhile (statecode {state}); "
+                    "nothing of this change set was written",
+                    method=error.method,
+                    path=error.path,
+                    status=error.status,
+                    code=error.code,
+                    message=error.message,
+                    request_id=error.request_id,
+                ) from error
 
     def _add(self, operation: BatchOperation | None) -> None:
         if operation is not None:
             self._staged.append(operation)
+            self._business = True
 
 
 # -- rows to records ------------------------------------------------------------------------------
+
+
+def _etag_of(item: ItemResult) -> str | None:
+    """The salesorder's version the change set's last operation (`version_operation`) read."""
+    last = item.operations[-1]
+    body = last.body if isinstance(last.body, dict) else {}
+    return _text(body.get("@odata.etag")) or last.etag
 
 
 def _json(body: object, what: str) -> dict[str, Any]:
@@ -493,6 +574,7 @@ def _order_record(
         hold_reason=_text(order.get(PREFIX + "holdreason")),
         statecode=_int(order.get("statecode")) or 0,
         statuscode=_int(order.get("statuscode")) or 1,
+        etag=_text(order.get("@odata.etag")),
         lines=tuple(lines),
         fulfillments=tuple(
             sorted(

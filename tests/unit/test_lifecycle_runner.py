@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -385,6 +386,30 @@ async def test_failing_to_park_a_hold_abandons_the_message() -> None:
 
     with pytest.raises(Exception, match="broker unavailable"):
         await world.handle(order_webhook())
+
+
+async def test_a_hold_whose_park_was_lost_is_parked_by_the_redelivery() -> None:
+    # Found by the chaos run: a worker killed after holding the order (Dataverse and the
+    # BigCommerce status) but before parking left the redelivery finding the hold "not new", so
+    # the order was never parked and `orders replay --all` never saw it.
+    world = make_world(products={SKU_A})
+    standard_order(world)
+    world.sender.fail_with = send_error()
+    world.sender.fail_queue = ORDER_PARKED.name
+    message = order_webhook()
+    with pytest.raises(Exception, match="broker unavailable"):
+        await world.handle(message)
+    world.sender.fail_with = None
+
+    report = await world.handle(replace(message, delivery_count=2))
+
+    assert report.outcome == "parked"
+    (parked,) = world.sender.on(ORDER_PARKED.name)
+    assert parked.message_id == derived_id("parked", message.message_id)  # one, if both parked
+    assert world.storefront.writes == ["status 11 -> 12"]
+    echo = await world.handle(order_webhook(status=(11, 12), created_at=1_772_440_010))
+    assert echo.outcome == "skipped"
+    assert len(world.sender.on(ORDER_PARKED.name)) == 1
 
 
 # -- shipping -----------------------------------------------------------------------------------
