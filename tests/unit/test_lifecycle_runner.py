@@ -362,6 +362,26 @@ async def test_replay_after_the_fix_lifts_the_hold_in_dataverse() -> None:
     assert len(world.sender.on(ORDER_PARKED.name)) == 1
 
 
+async def test_a_replay_failing_after_the_hold_is_lifted_is_released_by_its_retry() -> None:
+    # Found by the chaos run: the hold was lifted in Dataverse before BigCommerce left the
+    # on-hold status; a run failing in between left the order waiting for "manual
+    # verification" in BigCommerce's status, which only a merchant would have cleared.
+    world = make_world(products={SKU_A})
+    await held(world)
+    world.store.products.add(SKU_B)
+    world.storefront.fail("update_order_status", server_error())
+
+    first = await world.handle(connector_message(Trigger.REPLAY))
+    assert first.outcome == "retry"
+    (retry,) = world.sender.on(ORDER_EVENTS.name)
+    second = await world.handle(received(retry))
+
+    assert second.outcome == "done"
+    assert world.record.lifecycle is Lifecycle.RELEASED
+    assert world.record.hold_reason is None
+    assert world.order.status_id == 11
+
+
 async def test_hold_whose_status_write_failed_is_parked_by_the_retry() -> None:
     world = make_world(products={SKU_A})
     standard_order(world)
