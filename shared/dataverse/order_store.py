@@ -319,6 +319,9 @@ class DataverseOrderWrites:
     def guard(self, store_hash: str, order_id: int, etag: str | None) -> None:
         self._guarded, self._etag = (store_hash, order_id), etag
 
+    def unguard(self) -> None:
+        self._guarded, self._etag = None, None
+
     @property
     def version(self) -> str | None:
         return self._etag
@@ -440,7 +443,10 @@ class DataverseOrderWrites:
                 await self._closed_meanwhile(error)
             raise error
         if guarded is not None:
-            self._etag = None if self._closing else _etag_of(item)
+            if self._closing:  # closed: read-only from now on
+                self.unguard()
+            else:
+                self._etag = _etag_of(item)
         self._staged.clear()
         self._closing.clear()
         self._closing_orders.clear()

@@ -83,8 +83,11 @@ class OrderContext:
         """Reads the record; what this run writes from now on is based on it, so the writes
         are guarded by its version (another run of the same order may have changed it since)."""
         self.record = await self.store.load(self.store_hash, self.order_id)
-        etag = self.record.etag if self.record is not None else None
-        self.writes.guard(self.store_hash, self.order_id, etag)
+        if self.record is None or self.record.statecode == 0:
+            etag = self.record.etag if self.record is not None else None
+            self.writes.guard(self.store_hash, self.order_id, etag)
+        else:
+            self.writes.unguard()  # closed: read-only, nothing of it is written any more
         return self.record
 
     def remember(self, record: SalesOrderRecord) -> None:

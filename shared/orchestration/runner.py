@@ -195,7 +195,8 @@ class OrderRunner:
         )
         # The failure's hold is based on what the failed run read: it must not land if another
         # run of the order changed the salesorder since.
-        ctx.writes.guard(message.store_hash, message.order_id, failed.writes.version)
+        if failed.writes.version is not None:
+            ctx.writes.guard(message.store_hash, message.order_id, failed.writes.version)
         where = step.value if step else "load"
         retry = failure.kind == "transient" and message.attempt < self._flow.retry.max_attempts
         if retry:

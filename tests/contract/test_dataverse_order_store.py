@@ -505,7 +505,8 @@ async def test_commits_are_fenced_by_the_salesorders_version(
 ) -> None:
     await received(store, 520)
     record = await store.load(STORE, 520)
-    assert record is not None and record.etag is not None
+    assert record is not None
+    assert record.etag is not None
     first, stale = store.writes(), store.writes()  # two runs that read the same version
     for writes in (first, stale):
         writes.guard(STORE, 520, record.etag)
@@ -533,6 +534,11 @@ async def test_commits_are_fenced_by_the_salesorders_version(
     failure.journal(journal("m9:retry", 520))
     await failure.commit()
     assert (await admin.row_counts("bciom_orderjournal"))["bciom_orderjournal"] == 1
+
+    first.update_order(STORE, 520, lifecycle=Lifecycle.COMPLETED)
+    first.close_order(STORE, 520, "fulfilled")
+    await first.commit()
+    assert first.version is None  # a closed salesorder is read-only: nothing guards on it
 
 
 async def test_cancelling_an_order(admin: StandinAdmin, store: DataverseOrderStore) -> None:

@@ -509,6 +509,9 @@ class FakeWrites:
     def guard(self, store_hash: str, order_id: int, etag: str | None) -> None:
         self._guarded, self._etag = (store_hash, order_id), etag
 
+    def unguard(self) -> None:
+        self._guarded, self._etag = None, None
+
     @property
     def version(self) -> str | None:
         return self._etag
