@@ -74,13 +74,7 @@ def start_host(
         "LOCAL_DATAVERSE_EXTRA_TOKENS": demo_token,
         **{k: v for k, v in os.environ.items() if k in PASSED_THROUGH},
     }
-    host = HostProcess(state_dir, env=env, free_ports=False, log=log)
-    try:
-        host.wait_ready()
-    except BaseException:
-        host.stop()
-        raise
-    return host
+    return HostProcess.started(state_dir, env, log)
 
 
 def new_demo_token() -> str:
