@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from local.broker.adapters import LocalBrokerSender
-from local.host.broker_source import BrokerSource, open_broker
+from local.host import host_json
+from local.host.broker_source import BrokerSource, open_broker, threads_for
 from local.host.indexing import IndexingError, find_app, index
 from local.host.keys import load_or_create
 from local.host.queue_pump import QueueSource
@@ -135,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         if stack.local_broker:
             broker = open_broker(stack, indexed)
             bootstrap.override(sender=LocalBrokerSender(broker))
-            source = BrokerSource(broker)
+            service_bus = host_json.load(root / "host.json").service_bus
+            source = BrokerSource(broker, threads_for(indexed, service_bus))
         elif indexed.queues:
             settings = bootstrap.container().settings
             source = AzureQueueSource(ServiceBusConnection.from_settings(settings))

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
 from local.host import host_json
+from local.host.broker_source import threads_for
+from local.host.host_json import ServiceBusOptions
 from local.host.http_server import compile_route
-from local.host.indexing import IndexingError, resolve
+from local.host.indexing import IndexedApp, IndexingError, resolve
 from local.host.keys import load_or_create
 from local.host.timers import Schedule
 from local.stack.plan import LOCAL_STORE_HASH, Ports, plan
@@ -99,6 +103,15 @@ def test_app_settings_override_host_json_as_in_azure(tmp_path: Path) -> None:
     assert options.service_bus.auto_complete is False
     assert options.function_timeout == timedelta(minutes=1)
     assert host_json.load(path, {}).service_bus.max_auto_lock_renewal == timedelta(minutes=5)
+
+
+def test_the_broker_source_has_a_thread_for_every_pump_and_some_to_spare() -> None:
+    queues = [SimpleNamespace(sessions=True), SimpleNamespace(sessions=False)]
+    app = cast(IndexedApp, SimpleNamespace(queues=queues))
+    small = ServiceBusOptions(max_concurrent_calls=8, max_concurrent_sessions=32)
+    assert threads_for(app, small) == 64  # the floor
+    big = ServiceBusOptions(max_concurrent_calls=8, max_concurrent_sessions=96)
+    assert threads_for(app, big) == 96 + 8 + 16
 
 
 def test_local_settings_values_never_override_the_environment(tmp_path: Path) -> None:
