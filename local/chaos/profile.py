@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from local.demo.stack import CONNECTOR_IDENTITY
+from local.demo.stack import CONNECTOR_IDENTITY, DATAVERSE_EXECUTION_LIMIT, DATAVERSE_REQUEST_LIMIT
 from shared.bigcommerce.session import ClientOptions
 
 CONNECTOR_USER_AGENT: Final = ClientOptions().user_agent  # the connector's calls to the store
@@ -43,7 +43,7 @@ class Profile:
             "502": 0.005,
             "503": 0.01,
             "504": 0.01,
-            "slow": 0.003,
+            "slow": 0.005,
         }
     )
     # Under the client's 30 s timeout, over the longest a message lock can last.
@@ -53,9 +53,15 @@ class Profile:
     # The store's quota: a Pro plan's 450 per 30 s would make 2,000 orders wait on it for an
     # hour; this is a large store's, of which the connector takes its usual half.
     store_quota: str = "3000/30"
-    dataverse_request_limit: str = "60000/300"  # ten web servers' worth, as the demo's
-    dataverse_dop_hint: int = 32
-    dataverse_concurrency: int = 32  # DATAVERSE_MAX_CONCURRENCY: timeouts hold slots
+    # Service protection per identity: ten web servers' worth, as the demo's (a busy connector
+    # on one web server's execution-time limit waits minutes on its Retry-After).
+    dataverse_request_limit: str = DATAVERSE_REQUEST_LIMIT
+    dataverse_execution_limit: str = DATAVERSE_EXECUTION_LIMIT
+    dataverse_dop_hint: int = 48
+    dataverse_concurrency: int = 48  # DATAVERSE_MAX_CONCURRENCY (52 per user): timeouts hold slots
+    # Orders in flight at once (host.json's maxConcurrentSessions, 32): the one local worker
+    # stands for a scaled-out app, so that waiting on faults does not leave the cores idle.
+    sessions: int = 96
     reconcile_schedule: str = "*/30 * * * * *"
     reconcile_overlap_seconds: int = 60
     # A sweep killed with the worker holds the store's lease until it expires (600 s by
@@ -76,6 +82,9 @@ class Profile:
             "AzureFunctionsJobHost__extensions__serviceBus__maxAutoLockRenewalDuration": (
                 LOCK_RENEWAL
             ),
+            "AzureFunctionsJobHost__extensions__serviceBus__maxConcurrentSessions": str(
+                self.sessions
+            ),
             "DATAVERSE_TIMEOUT_SECONDS": str(DATAVERSE_TIMEOUT),
             "DATAVERSE_MAX_CONCURRENCY": str(self.dataverse_concurrency),
             "RECONCILE_SCHEDULE": self.reconcile_schedule,
@@ -86,6 +95,7 @@ class Profile:
     def dataverse_settings(self) -> dict[str, str]:
         return {
             "LOCAL_DATAVERSE_REQUEST_LIMIT": self.dataverse_request_limit,
+            "LOCAL_DATAVERSE_EXECUTION_LIMIT": self.dataverse_execution_limit,
             "LOCAL_DATAVERSE_DOP_HINT": str(self.dataverse_dop_hint),
         }
 
