@@ -116,14 +116,13 @@ async def _chaos(
         drops=profile.drops,
         webhook_retries=False,
     )
-    stop = asyncio.Event()
     try:
         await faults.switch_on(stack, profile, options.seed)
-        killing = asyncio.create_task(killer.run(stop))
+        killing = asyncio.create_task(killer.run(sweep.settled))  # the first wave only
         try:
             outcome = await run_lifecycle(stack, run, Bars(), started, extra_check=sweep)
         finally:
-            stop.set()
+            sweep.settled.set()
             await killing
         report = await figures(stack, run, outcome)
         found = problems(report, outcome)

@@ -72,7 +72,7 @@ class Profile:
         """How many times the worker is killed, and the seconds between kills: several over
         a run of this size, spaced so that the store does not block the webhook destination
         for too many failed deliveries (below 90% success over two minutes) at every kill."""
-        mean = min(100.0, max(30.0, 0.05 * orders))
+        mean = min(60.0, max(30.0, 0.03 * orders))
         return 4 + orders // 400, (mean / 2, mean * 1.5)
 
     def host_settings(self) -> dict[str, str]:

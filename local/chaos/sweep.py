@@ -10,6 +10,7 @@ settle loop then waits for that work and sweeps again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ class FinalSweep:
     stack: Stack
     killer: Killer
     sweeps: list[dict[str, Any]] = field(default_factory=list)  # each sweep's metrics
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # a wave settled
 
     async def __call__(self) -> str | None:
         """None when settled; else why not."""
@@ -48,6 +50,7 @@ class FinalSweep:
             return f"the reconciliation sweep found {missing} orders or refunds missing"
         if busy := busy_queues(self.stack):
             return f"the reconciliation sweep enqueued work: {busy}"
+        self.settled.set()
         return None
 
     async def _reconcile(self) -> tuple[int, str]:
