@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
@@ -396,6 +397,18 @@ def guard_operation(store_hash: str, order_id: int, etag: str) -> BatchOperation
     (perform-conditional-operations-using-web-api.md, optimistic concurrency)."""
     path = keyed_row(SALESORDER, order_key(store_hash, order_id)).path
     return BatchOperation("PATCH", path, {}, {"If-Match": etag})
+
+
+def create_only(operations: list[BatchOperation], store_hash: str, order_id: int) -> bool:
+    """Makes the upsert of this order's salesorder among `operations` create it only
+    (`If-None-Match: *`): a run that found no salesorder must not overwrite one another run
+    created meanwhile. False when `operations` do not write the salesorder."""
+    path = keyed_row(SALESORDER, order_key(store_hash, order_id)).path
+    for index, op in enumerate(operations):
+        if op.method == "PATCH" and op.url == path and not op.headers:
+            operations[index] = replace(op, headers={"If-None-Match": "*"})
+            return True
+    return False
 
 
 def version_operation(store_hash: str, order_id: int) -> BatchOperation:

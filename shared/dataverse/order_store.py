@@ -31,9 +31,10 @@ Commits are fenced per order (`guard`, optimistic concurrency): a change set wit
 journal entries starts with `PATCH salesorders(<key>)` and `If-Match` the salesorder's version as
 the run read it, so that a run whose read is out of date (another run of the same order got the
 message after its lock expired, or a user changed the order) writes nothing and fails with
-`ConcurrencyError` (412); it ends, unless it closes the order, with an empty PATCH of the
-salesorder answering its new version, which guards the run's next commit. Two operations more in
-the same request; nothing is read again.
+`ConcurrencyError` (412); a run that found no salesorder creates it only if it still does not
+exist (`If-None-Match: *`). A change set ends, unless it closes the order, with an empty PATCH
+of the salesorder answering its new version, which guards the run's next commit. Two operations
+more in the same request; nothing is read again.
 A change set closing an order that was closed meanwhile (by a user, or by another run of the same
 order whose message came back when its lock expired) is refused by Dataverse with a 400; the
 commit then reads the order's state, and raises `ConcurrencyError` (transient: the next run
@@ -56,12 +57,15 @@ from shared.dataverse.errors import (
     ClientError,
     ConcurrencyError,
     DataverseError,
+    DuplicateKeyError,
     NotFoundError,
+    PreconditionFailedError,
     ResponseFormatError,
 )
 from shared.dataverse.odata import all_of, eq, with_query
 from shared.dataverse.order_rows import (
     close_operation,
+    create_only,
     fulfillment_operations,
     guard_operation,
     intake_operations,
@@ -425,9 +429,12 @@ class DataverseOrderWrites:
                 operations.append(staged)
         operations.extend(self._closing)
         guarded = self._guarded if self._business else None
+        creating = False
         if guarded is not None:
             if self._etag is not None:
                 operations.insert(0, guard_operation(*guarded, self._etag))
+            else:
+                creating = create_only(operations, *guarded)
             if not self._closing:  # a closed salesorder is read-only: nothing after the close
                 operations.append(version_operation(*guarded))
         numbered = tuple(replace(op, content_id=str(n)) for n, op in enumerate(operations, 1))
@@ -437,6 +444,17 @@ class DataverseOrderWrites:
             error = item.error or DataverseError(
                 "the change set was not executed", method="POST", path="$batch"
             )
+            if creating and isinstance(error, DuplicateKeyError | PreconditionFailedError):
+                raise ConcurrencyError(
+                    "the salesorder was created meanwhile (by another run of the same order?); "
+                    "nothing of this change set was written",
+                    method=error.method,
+                    path=error.path,
+                    status=error.status,
+                    code=error.code,
+                    message=error.message,
+                    request_id=error.request_id,
+                ) from error
             if isinstance(error, NotFoundError):
                 store.forget()
             elif isinstance(error, ClientError) and self._closing_orders:

@@ -541,6 +541,29 @@ async def test_commits_are_fenced_by_the_salesorders_version(
     assert first.version is None  # a closed salesorder is read-only: nothing guards on it
 
 
+async def test_a_run_that_found_no_salesorder_creates_it_only_if_still_missing(
+    admin: StandinAdmin, store: DataverseOrderStore
+) -> None:
+    await store.existing_products([sku for sku, _ in LINES.values()])
+    late = store.writes()
+    late.guard(STORE, 530, None)  # it read no salesorder
+    await received(store, 530)  # another run took the order in meanwhile
+    record = await store.load(STORE, 530)
+    assert record is not None
+    done = store.writes()
+    done.guard(STORE, 530, record.etag)
+    done.update_order(STORE, 530, lifecycle=Lifecycle.RELEASED)
+    await done.commit()
+
+    late.intake(intake_of(530))
+    late.update_order(STORE, 530, lifecycle=Lifecycle.RECEIVED)
+    with pytest.raises(ConcurrencyError, match="created meanwhile"):
+        await late.commit()
+    after = await store.load(STORE, 530)
+    assert after is not None
+    assert after.lifecycle is Lifecycle.RELEASED
+
+
 async def test_cancelling_an_order(admin: StandinAdmin, store: DataverseOrderStore) -> None:
     await received(store, 510)
     writes = store.writes()

@@ -447,6 +447,15 @@ class FakeOrderStore:
             raise fault
         records, journal = dict(self.records), dict(self.journal)
         current = records.get(guarded) if guarded is not None else None
+        creating = any(name.startswith("intake") for name, _ in ops)
+        if guarded is not None and etag is None and creating and current is not None:
+            raise dv.ConcurrencyError(
+                "the salesorder was created meanwhile",
+                method="PATCH",
+                path="salesorders",
+                status=412,
+                code="0x80040237",
+            )
         if guarded is not None and etag is not None and (current is None or current.etag != etag):
             raise dv.ConcurrencyError(
                 "The version of the existing record doesn't match",

@@ -53,6 +53,7 @@ from tests.unit.lifecycle_fakes import (
     make_address,
     make_product,
     make_world,
+    order_webhook,
     standard_order,
 )
 
@@ -736,6 +737,25 @@ async def test_ship_takes_the_shipment_another_run_made_after_it_looked() -> Non
     assert world.storefront.calls["create_shipment"] == 2  # the second refused: over-shipping
     (only,) = fake.shipments
     assert world.store.record().fulfillments[0].bc_shipment_id == only.id
+
+
+async def test_a_run_that_found_no_salesorder_leaves_one_made_meanwhile_alone() -> None:
+    # Found by the chaos run: the redelivery of a slow run's message created, sourced and
+    # shipped the order; the slow run, which had found no salesorder, then "created" it again
+    # and set its lifecycle back to received.
+    world = make_world()
+    standard_order(world)
+    slow = context(world)
+    await slow.reload()
+    assert slow.record is None
+
+    await world.handle(order_webhook())  # the redelivery does it all
+    released = world.store.record()
+    assert released.lifecycle is Lifecycle.RELEASED
+
+    with pytest.raises(dv.ConcurrencyError):
+        await sync_order(slow)
+    assert world.store.record() == released
 
 
 async def test_a_run_whose_read_went_stale_writes_nothing() -> None:
