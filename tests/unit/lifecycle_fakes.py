@@ -370,6 +370,10 @@ class FakeOrderStore:
         return self.records[(store_hash, order_id)]
 
     def put(self, record: SalesOrderRecord) -> None:
+        """Stores the salesorder as it is now; like any Dataverse row it has a version."""
+        if record.etag is None:
+            self._versions += 1
+            record = replace(record, etag=f'W/"{self._versions}"')
         self.records[(record.store_hash, record.order_id)] = record
 
     def mark_shipped(
