@@ -62,10 +62,12 @@ class Profile:
     # Orders in flight at once (host.json's maxConcurrentSessions, 32): the one local worker
     # stands for a scaled-out app, so that waiting on faults does not leave the cores idle.
     sessions: int = 96
-    reconcile_schedule: str = "*/30 * * * * *"
+    # Every two minutes: a sweep also enqueues the orders whose webhooks are still on their
+    # way (they look stale), so while the worker has a backlog each sweep adds to it.
+    reconcile_schedule: str = "0 */2 * * * *"
     reconcile_overlap_seconds: int = 60
     # A sweep killed with the worker holds the store's lease until it expires (600 s by
-    # default); with sweeps every 30 s a minute is plenty for a page and short enough to wait.
+    # default); a minute is plenty for a page and short enough to wait.
     reconcile_lease_seconds: int = 60
 
     def kills(self, orders: int) -> tuple[int, tuple[float, float]]:

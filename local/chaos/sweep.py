@@ -1,11 +1,11 @@
 """The chaos run's last word on settling: the worker is up and a reconciliation sweep, run by
 the operator's `python -m cli reconcile`, finds nothing missing and leaves nothing to do.
 
-Webhooks the store dropped are healed by the host's reconciliation timer during the run (every
-30 s here); this sweep proves none is left. It runs with the host's settings, against the same
-broker and state store, so it shares the timer's lease (a sweep the timer holds is reported as
-skipped and tried again) and its watermarks. What it finds missing or stale it enqueues; the
-settle loop then waits for that work and sweeps again.
+Webhooks the store dropped are healed by the host's reconciliation timer during the run
+(every two minutes here); this sweep proves none is left. It runs with the host's settings,
+against the same broker and state store, so it shares the timer's lease (a sweep the timer holds
+is reported as skipped and tried again) and its watermarks. What it finds missing or stale it
+enqueues; the settle loop then waits for that work and sweeps again.
 """
 
 from __future__ import annotations
