@@ -391,33 +391,41 @@ def close_operation(
     return BatchOperation("POST", action, {"OrderClose": close, "Status": status}, idempotent=False)
 
 
-def guard_operation(store_hash: str, order_id: int, etag: str) -> BatchOperation:
-    """`PATCH salesorders(<key>)` with `If-Match: <etag>` and nothing to write: first in a change
-    set, it fails the whole change set with 412 when the salesorder changed since `etag`
-    (perform-conditional-operations-using-web-api.md, optimistic concurrency)."""
+def fence(
+    operations: list[BatchOperation], store_hash: str, order_id: int, etag: str | None
+) -> int | None:
+    """Fences a change set of this order by its salesorder's version, in place, and returns the
+    index of the operation whose answer carries the version it leaves (None: nothing to read).
+
+    With `etag` (the version the run read): the first operation writing the salesorder gets
+    `If-Match: <etag>`, so the whole change set fails with 412 when the salesorder changed since
+    (perform-conditional-operations-using-web-api.md); without one, a PATCH with nothing to
+    write goes first to carry the condition. Without `etag` (the run found no salesorder): its
+    upsert creates it only (`If-None-Match: *`), so as not to overwrite one another run created
+    meanwhile. The last operation writing the salesorder answers with its `@odata.etag`
+    (`Prefer: return=representation`). Call it only for an open salesorder: a closed one is
+    read-only, and after a close action nothing may be written.
+    """
     path = keyed_row(SALESORDER, order_key(store_hash, order_id)).path
-    return BatchOperation("PATCH", path, {}, {"If-Match": etag})
-
-
-def create_only(operations: list[BatchOperation], store_hash: str, order_id: int) -> bool:
-    """Makes the upsert of this order's salesorder among `operations` create it only
-    (`If-None-Match: *`): a run that found no salesorder must not overwrite one another run
-    created meanwhile. False when `operations` do not write the salesorder."""
-    path = keyed_row(SALESORDER, order_key(store_hash, order_id)).path
-    for index, op in enumerate(operations):
-        if op.method == "PATCH" and op.url == path and not op.headers:
-            operations[index] = replace(op, headers={"If-None-Match": "*"})
-            return True
-    return False
-
-
-def version_operation(store_hash: str, order_id: int) -> BatchOperation:
-    """`PATCH salesorders(<key>)?$select=salesorderid` with nothing to write and
-    `Prefer: return=representation`: last in a change set, its answer's `@odata.etag` is the
-    salesorder's version after everything before it."""
-    path = keyed_row(SALESORDER, order_key(store_hash, order_id)).path
-    headers = {**_UPDATE_ONLY, "Prefer": "return=representation"}
-    return BatchOperation("PATCH", f"{path}?$select={SALESORDER.primary_id}", {}, headers)
+    mine = [i for i, op in enumerate(operations) if op.method == "PATCH" and op.url == path]
+    if etag is not None:
+        if mine:
+            first = operations[mine[0]]
+            operations[mine[0]] = replace(first, headers={**first.headers, "If-Match": etag})
+        else:
+            operations.insert(0, BatchOperation("PATCH", path, {}, {"If-Match": etag}))
+            mine = [0]
+    elif mine and not operations[mine[0]].headers:
+        operations[mine[0]] = replace(operations[mine[0]], headers={"If-None-Match": "*"})
+    if not mine:
+        return None
+    last = operations[mine[-1]]
+    operations[mine[-1]] = replace(
+        last,
+        url=f"{path}?$select={SALESORDER.primary_id}",
+        headers={**last.headers, "Prefer": "return=representation"},
+    )
+    return mine[-1]
 
 
 def journal_operation(entry: JournalEntry) -> BatchOperation:

@@ -27,14 +27,14 @@ by the commit.
 A commit that fails raises the Dataverse error of the failing operation (nothing of the change
 set was written) and keeps what was staged, so the same unit may be committed again; a failure
 that names a missing row (404) also forgets the remembered ids, in case one of them was deleted.
-Commits are fenced per order (`guard`, optimistic concurrency): a change set with anything but
-journal entries starts with `PATCH salesorders(<key>)` and `If-Match` the salesorder's version as
-the run read it, so that a run whose read is out of date (another run of the same order got the
-message after its lock expired, or a user changed the order) writes nothing and fails with
-`ConcurrencyError` (412); a run that found no salesorder creates it only if it still does not
-exist (`If-None-Match: *`). A change set ends, unless it closes the order, with an empty PATCH
-of the salesorder answering its new version, which guards the run's next commit. Two operations
-more in the same request; nothing is read again.
+Commits are fenced per order (`guard`, optimistic concurrency, `order_rows.fence`): in a change
+set with anything but journal entries, the first write of the salesorder carries `If-Match` its
+version as the run read it (an empty PATCH first when the change set has none), so that a run
+whose read is out of date (another run of the same order got the message after its lock
+expired, or a user changed the order) writes nothing and fails with `ConcurrencyError` (412); a
+run that found no salesorder creates it only if it still does not exist (`If-None-Match: *`).
+The last write of the salesorder answers with its new version, which guards the run's next
+commit. Nothing is read again, and at most one operation is added.
 A change set closing an order that was closed meanwhile (by a user, or by another run of the same
 order whose message came back when its lock expired) is refused by Dataverse with a 400; the
 commit then reads the order's state, and raises `ConcurrencyError` (transient: the next run
@@ -65,9 +65,8 @@ from shared.dataverse.errors import (
 from shared.dataverse.odata import all_of, eq, with_query
 from shared.dataverse.order_rows import (
     close_operation,
-    create_only,
+    fence,
     fulfillment_operations,
-    guard_operation,
     intake_operations,
     intake_unknowns,
     journal_operation,
@@ -75,7 +74,6 @@ from shared.dataverse.order_rows import (
     update_fulfillment_operation,
     update_line_operation,
     update_order_operation,
-    version_operation,
 )
 from shared.dataverse.references import (
     ProductCatalog,
@@ -429,14 +427,10 @@ class DataverseOrderWrites:
                 operations.append(staged)
         operations.extend(self._closing)
         guarded = self._guarded if self._business else None
-        creating = False
+        creating = guarded is not None and self._etag is None
+        version_at: int | None = None
         if guarded is not None:
-            if self._etag is not None:
-                operations.insert(0, guard_operation(*guarded, self._etag))
-            else:
-                creating = create_only(operations, *guarded)
-            if not self._closing:  # a closed salesorder is read-only: nothing after the close
-                operations.append(version_operation(*guarded))
+            version_at = fence(operations, *guarded, self._etag)
         numbered = tuple(replace(op, content_id=str(n)) for n, op in enumerate(operations, 1))
         result = await store.client.execute_batch([ChangeSet(numbered)], continue_on_error=False)
         (item,) = result.items
@@ -460,11 +454,10 @@ class DataverseOrderWrites:
             elif isinstance(error, ClientError) and self._closing_orders:
                 await self._closed_meanwhile(error)
             raise error
-        if guarded is not None:
-            if self._closing:  # closed: read-only from now on
-                self.unguard()
-            else:
-                self._etag = _etag_of(item)
+        if self._closing:  # closed: read-only from now on
+            self.unguard()
+        elif version_at is not None:
+            self._etag = _etag_of(item, version_at)
         self._staged.clear()
         self._closing.clear()
         self._closing_orders.clear()
@@ -495,11 +488,11 @@ class DataverseOrderWrites:
 # -- rows to records ------------------------------------------------------------------------------
 
 
-def _etag_of(item: ItemResult) -> str | None:
-    """The salesorder's version the change set's last operation (`version_operation`) read."""
-    last = item.operations[-1]
-    body = last.body if isinstance(last.body, dict) else {}
-    return _text(body.get("@odata.etag")) or last.etag
+def _etag_of(item: ItemResult, index: int) -> str | None:
+    """The salesorder's version as the change set's operation `index` answered it."""
+    answer = item.operations[index]
+    body = answer.body if isinstance(answer.body, dict) else {}
+    return _text(body.get("@odata.etag")) or answer.etag
 
 
 def _json(body: object, what: str) -> dict[str, Any]:
