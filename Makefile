@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 ORDERS ?= 50
 REPORT ?=
 
-.PHONY: help venv demo test lint unit start bench clean checkov
+.PHONY: help venv demo chaos test lint unit start bench clean checkov
 
 help:
 	@echo "make demo   run the order lifecycle end to end on this machine (ORDERS=50, REPORT=path)"
+	@echo "make chaos  the lifecycle under injected faults, judged order by order (ORDERS=2000)"
 	@echo "make test   lint and run every test"
 	@echo "make start  serve the function app and the stand-ins on 127.0.0.1"
 	@echo "make lint   ruff, mypy and import-linter"
@@ -43,6 +44,12 @@ venv: $(STAMP) $(NODE_STAMP)
 demo: $(STAMP)
 	$(PY) -m local.demo --orders $(ORDERS) $(if $(REPORT),--report $(REPORT))
 
+# ORDERS is 2000 here unless given (make chaos ORDERS=200); the report is chaos-report.json.
+CHAOS_ORDERS = $(if $(filter command line environment,$(origin ORDERS)),$(ORDERS),2000)
+
+chaos: $(STAMP)
+	$(PY) -m local.chaos --orders $(CHAOS_ORDERS) $(if $(REPORT),--report $(REPORT))
+
 start: $(STAMP)
 	$(PY) -m local.host
 
@@ -67,4 +74,4 @@ bench: $(STAMP)
 	$(PY) -m bench $(if $(REPORT),--report $(REPORT))
 
 clean:
-	rm -rf .local .pytest_cache .mypy_cache .ruff_cache bench-report.json demo-report.json
+	rm -rf .local .pytest_cache .mypy_cache .ruff_cache bench-report.json demo-report.json chaos-report.json

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -196,6 +196,7 @@ async def reconcile(args: argparse.Namespace) -> int:
                 adapters.settings, load_mapping(adapters.settings.mapping_file)
             ),
             owner=f"cli-{_new_id()[:12]}",
+            lease_duration=timedelta(seconds=adapters.settings.reconcile_lease_seconds),
             hooks=_hooks(adapters, args.skip_hooks),
         )
         try:

@@ -13,7 +13,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.bigcommerce.rate_budget import BudgetPolicy
@@ -110,9 +110,8 @@ class Container:
                 settings.dataverse_url,
                 managed_identity_client_id=settings.managed_identity_client_id,
             )
-            self.dataverse = DataverseClient.from_settings(
-                settings, tokens=tokens, options=DataverseOptions(gate=gate)
-            )
+            options = DataverseOptions.from_settings(settings, gate=gate)
+            self.dataverse = DataverseClient.from_settings(settings, tokens=tokens, options=options)
         return self.dataverse
 
     def order_runner(self) -> OrderRunner:
@@ -209,6 +208,7 @@ class Container:
             clock=self.clock,
             new_id=self.new_id,
             policy=SweepPolicy.from_settings(self.settings, self.mapping),
+            lease_duration=timedelta(seconds=self.settings.reconcile_lease_seconds),
             hooks=check_hooks,
         )
 

@@ -8,6 +8,9 @@
   every 0.2 s of real time).
 * `GET/POST/DELETE /__sim/faults` `{path_prefix, status, count?, method?}`: force the next
   `count` responses under a path prefix to 500/503/429/...
+* `GET/PUT /__sim/chaos` `{rate?, kinds?: {429|500|502|503|504|slow: weight}, caller?:
+  User-Agent prefix, delays_ms?, seed?}`: random faults on a share of requests
+  (local/standin/chaos.py; the kinds in gateway.py).
 * `GET/POST /__sim/clock` `{advance_seconds?, scale?}`: the simulated time.
 * `GET/PUT /__sim/settings` `{quota?: "150/30", latency_ms?: "150,30",
   empty_v2_list_status?: 200|204, refund_processing_ms?}`.
@@ -30,6 +33,7 @@ from local.bigcommerce.simulator import Simulator
 from local.bigcommerce.timefmt import iso8601
 from local.bigcommerce.views_v2 import order_json
 from local.bigcommerce.web import api_base, simulator
+from local.standin import chaos
 from local.standin.admin import error, json_object
 
 
@@ -219,6 +223,7 @@ routes = [
     Route("/__sim/faults", list_faults, methods=["GET"]),
     Route("/__sim/faults", add_fault, methods=["POST"]),
     Route("/__sim/faults", clear_faults, methods=["DELETE"]),
+    *chaos.routes(lambda request: simulator(request).chaos),
     Route("/__sim/clock", get_clock, methods=["GET"]),
     Route("/__sim/clock", set_clock, methods=["POST"]),
     Route("/__sim/settings", get_settings, methods=["GET"]),

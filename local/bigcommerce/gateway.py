@@ -1,18 +1,25 @@
 """The API gateway in front of every `/stores/{store_hash}/...` request, as on api.bigcommerce.com.
 
 In order: unknown store → 404; missing or wrong `X-Auth-Token` → 401; an injected fault → its
-status (a forced 429 without rate headers, like platform load); an exhausted quota → 429 with
-`X-Rate-Limit-*` and `X-Retry-After`; otherwise the injected latency, then the handler, and the
-rate-limit headers on the response. Every request is recorded for `/__sim/requests`.
-`/__sim/...` (the admin API) answers loopback clients only.
+status (a forced 429 without rate headers, like platform load); a chaos fault refused up front
+(`local/standin/chaos.py`, by User-Agent); an exhausted quota → 429 with `X-Rate-Limit-*` and
+`X-Retry-After`; otherwise the injected latency, then the handler, and the rate-limit headers on
+the response. Every request is recorded for `/__sim/requests`. `/__sim/...` (the admin API)
+answers loopback clients only.
+
+The chaos kinds: `429` (platform load: no rate headers), `500`, `502` and `503` are answered
+before the store does anything; `504` is answered after the store did it (the gateway gave up
+waiting, the change stands: the caller cannot know); `slow` is answered correctly, but only after
+its `delays_ms` (a long step, whose message lock may expire meanwhile).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import math
-from typing import Any
+from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +29,7 @@ from local.bigcommerce.simulator import Simulator
 from local.bigcommerce.timefmt import iso8601
 from local.standin import admin as standin_admin
 
+REFUSED_UP_FRONT: Final = frozenset({"429", "500", "502", "503"})
 _MESSAGES = {
     401: "You are not authorized to access this resource.",
     404: "The requested store was not found.",
@@ -100,11 +108,12 @@ class Gateway:
         if store is None:
             await refuse(404)
             return
-        token = b""
+        token = user_agent = b""
         for name, value in scope["headers"]:
             if name == b"x-auth-token":
                 token = value
-                break
+            elif name == b"user-agent":
+                user_agent = value
         expected = store.config.access_token.encode()
         if not expected or not hmac.compare_digest(token, expected):
             await refuse(401)
@@ -116,6 +125,11 @@ class Gateway:
                 send, forced, body_for(path, forced, _MESSAGES.get(forced, "Error")), []
             )
             record(forced)
+            return
+        chaos = sim.chaos.draw(user_agent.decode("latin-1"))
+        if chaos in REFUSED_UP_FRONT:
+            assert chaos is not None
+            await refuse(int(chaos))
             return
         decision = sim.limiter.hit(store_hash)
         rate_headers = decision.headers()
@@ -133,6 +147,25 @@ class Gateway:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            if chaos is None:
+                await self.app(scope, receive, send_with_headers)
+            else:
+                await self._late(scope, receive, send_with_headers, chaos)
         finally:
             record(status_seen or 500)
+
+    async def _late(self, scope: Scope, receive: Receive, send: Send, kind: str) -> None:
+        """The handler runs in full; its answer is sent after the kind's delay (`slow`), or
+        replaced by a 504 (the store made the change, the caller sees a gateway timeout)."""
+        answer: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            answer.append(message)
+
+        await self.app(scope, receive, keep)
+        await asyncio.sleep(self.sim.chaos.delay_seconds(kind))
+        if kind == "504":
+            path: str = scope["path"]
+            answer = list(_json(504, body_for(path, 504, _MESSAGES[504]), []))
+        for message in answer:
+            await send(message)

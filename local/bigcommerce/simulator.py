@@ -20,7 +20,11 @@ from local.bigcommerce.ratelimit import RateLimiter
 from local.bigcommerce.requestlog import RequestRecord
 from local.bigcommerce.state import Store
 from local.bigcommerce.timefmt import whole_seconds
+from local.standin.chaos import RandomFaults
 from local.standin.requestlog import RequestLog
+
+# The random faults the gateway knows how to answer (see gateway.py).
+CHAOS_KINDS = ("429", "500", "502", "503", "504", "slow")
 
 
 class Simulator:
@@ -32,6 +36,7 @@ class Simulator:
         self.limiter = RateLimiter(clock, settings.quota)
         self.latency: Latency = settings.latency
         self.faults = FaultInjector()
+        self.chaos = RandomFaults(CHAOS_KINDS)
         self.requests: RequestLog[RequestRecord] = RequestLog()
         self.rng = random.Random()
         # V2 collections whose spec documents only 200 answer `[]` when empty; 204 mimics the
@@ -61,6 +66,7 @@ class Simulator:
         self.limiter.set_quota(self.settings.quota)
         self.latency = self.settings.latency
         self.faults.clear()
+        self.chaos.reset()
         self.requests.clear()
         self.empty_v2_list_status = 200
         self.refund_processing_ms = 0.0

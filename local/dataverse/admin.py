@@ -11,6 +11,8 @@
   execution_limit?: "1200000/300", concurrency_limit?, dop_hint?, key_activation_seconds?,
   throttle_rate?: 0..1, revoked_privileges?: ["prvWriteContact", ...]}` (privileges the
   identity no longer holds, as `RetrieveUserPrivileges` reports).
+* `GET/PUT /__sim/chaos` `{rate?, kinds?: {429|503|timeout|slow: weight}, caller?: identity,
+  delays_ms?, seed?}`: random faults on a share of requests (local/standin/chaos.py).
 * `GET/DELETE /__sim/requests` (`?method=&path_prefix=&status=&limit=`): requests received.
 * `POST /__sim/reset` `{provisioned?: bool}`: forget every row and table change, faults,
   requests and setting changes.
@@ -28,6 +30,7 @@ from starlette.routing import Route
 from local.dataverse import catalog as cat
 from local.dataverse.config import parse_latency, parse_window
 from local.dataverse.standin import StandIn
+from local.standin import chaos
 from local.standin.admin import error, json_object
 
 
@@ -221,6 +224,7 @@ routes = [
     Route("/__sim/faults", list_faults, methods=["GET"]),
     Route("/__sim/faults", add_fault, methods=["POST"]),
     Route("/__sim/faults", clear_faults, methods=["DELETE"]),
+    *chaos.routes(lambda request: _standin(request).chaos),
     Route("/__sim/settings", get_settings, methods=["GET"]),
     Route("/__sim/settings", put_settings, methods=["PUT"]),
     Route("/__sim/requests", list_requests, methods=["GET"]),

@@ -1,10 +1,16 @@
 """One simulated Dataverse environment: its store and Web API, and the gateway in front of it.
 
 The gateway, for every request under /api/data/v9.2/, in order: the bearer token (401 without a
-known one; each token is its own identity), an injected fault, random throttling, the service
-protection limits (429), the configured latency, then the operation. It records every request
-(method, path, status, time) for the admin API and adds `x-ms-dop-hint` and the debug
-rate-limit headers to the answer.
+known one; each token is its own identity), an injected fault, random throttling, a chaos
+fault (`local/standin/chaos.py`, by identity), the service protection limits (429), the
+configured latency, then the operation. It records every request (method, path, status, time)
+for the admin API and adds `x-ms-dop-hint` and the debug rate-limit headers to the answer.
+
+The chaos kinds: `429` (the requests limit's answer, `Retry-After: 1`) and `503` are answered
+before anything is done, as Dataverse refuses them; `timeout` and `slow` do the operation and
+then hold the answer back for their `delays_ms`: a `timeout` longer than the client waits (the
+write happened, the client cannot know), a `slow` one shorter (a long step, whose message lock
+may expire meanwhile).
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ from local.dataverse.faults import Fault, FaultInjector, RequestRecord
 from local.dataverse.messages import ApiRequest, ApiResponse, error_response
 from local.dataverse.service import Service
 from local.dataverse.store import Store
+from local.standin.chaos import RandomFaults
 from local.standin.requestlog import RequestLog
 
+CHAOS_KINDS = ("429", "503", "timeout", "slow")
 _FAULT_MESSAGES = {
     500: "An unexpected error occurred.",
     502: "Bad Gateway",
@@ -56,6 +64,7 @@ class StandIn:
         self.service = Service(self.store, settings.key_activation_seconds)
         self.protection = protection.ServiceProtection(settings.limits)
         self.faults = FaultInjector()
+        self.chaos = RandomFaults(CHAOS_KINDS)
         self.requests: RequestLog[RequestRecord] = RequestLog()
         self.rng = random.Random()
         self._identities = {t: f"identity-{n}" for n, t in enumerate(settings.tokens, start=1)}
@@ -84,6 +93,7 @@ class StandIn:
         self.protection.limits = self.settings.limits
         self.protection.reset()
         self.faults.clear()
+        self.chaos.reset()
         self.requests.clear()
 
     def provision(self) -> None:
@@ -147,6 +157,13 @@ class StandIn:
             return await self._fault(fault)
         if self.runtime.throttle_rate and self.rng.random() < self.runtime.throttle_rate:
             return error_response(protection.requests_exceeded(self.protection.limits, 1))
+        chaos = self.chaos.draw(identity)
+        if chaos == "429":
+            return error_response(protection.requests_exceeded(self.protection.limits, 1))
+        if chaos == "503":
+            return error_response(
+                errors.DataverseError(503, errors.UNEXPECTED, _FAULT_MESSAGES[503])
+            )
         try:
             self.protection.admit(identity)
         except errors.DataverseError as refused:
@@ -157,6 +174,8 @@ class StandIn:
             response = await anyio.to_thread.run_sync(self.service.dispatch, request)
         finally:
             self.protection.release(identity, time.monotonic() - started)
+        if chaos is not None:  # timeout or slow: done, but answered late
+            await asyncio.sleep(self.chaos.delay_seconds(chaos))
         requests_left, time_left = self.protection.remaining(identity)
         response.headers += [
             ("x-ms-ratelimit-burst-remaining-xrm-requests", str(requests_left)),

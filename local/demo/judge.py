@@ -13,7 +13,8 @@ fulfillment orders and their lines, refunds), everything keyed by store and BigC
   shipments Dataverse recorded against those BigCommerce has, and the refunds. A refunded order
   (4, 14) is judged by its refunds, not its status.
 - duplicate_shipments / duplicate_refunds: BigCommerce shipments, Dataverse refund rows, beyond
-  what the other side accounts for.
+  what the other side accounts for; and shipments of an order repeating another one (same
+  address, items and tracking number) even when the other side accounts for as many.
 """
 
 from __future__ import annotations
@@ -290,8 +291,10 @@ def judge(bc: BigCommerceSide, dv: DataverseSide) -> Verdict:
         shipments = bc.shipments.get(order_id, [])
         if len(shipments) > expected:
             duplicate_shipments += len(shipments) - expected
-        elif len(shipments) < expected:
-            mismatch(order_id, "shipments", len(shipments), expected)
+        else:
+            duplicate_shipments += _identical(shipments)
+            if len(shipments) < expected:
+                mismatch(order_id, "shipments", len(shipments), expected)
         recorded = {
             int(f["bciom_bcshipmentid"])
             for f in fulfillments_of.get(order_id, [])
@@ -373,6 +376,19 @@ def _expected_shipments(
         addresses = {address_of.get(int(x["bciom_bcorderproductid"])) for x in shipped}
         count += max(len(addresses), 1)
     return count
+
+
+def _identical(shipments: Sequence[Shipment]) -> int:
+    """Shipments repeating another one of the order: same address, items and tracking number."""
+    seen = Counter(
+        (
+            s.order_address_id,
+            (s.tracking_number or "").strip(),
+            tuple(sorted((i.order_product_id, i.quantity) for i in s.items)),
+        )
+        for s in shipments
+    )
+    return sum(n - 1 for n in seen.values())
 
 
 def _duplicates(rows: Iterable[Mapping[str, Any]], column: str) -> int:

@@ -37,7 +37,7 @@ from local.demo.warehouse import OpenFulfillment
 
 log = logging.getLogger("local.demo")
 
-TICK_SECONDS: Final = 0.4
+TICK_SECONDS: Final = 0.4  # for a few hundred orders; a bigger store looks less often
 RELEASED, PARTIALLY_SHIPPED, SHIPPED_STATUS, COMPLETED = 11, 3, 2, 10
 CHUNK: Final = 40  # order ids per salesorder query
 
@@ -115,10 +115,16 @@ def cast(order_ids: Iterable[int], seed: int) -> dict[int, Plan]:
 
 class Scenario:
     def __init__(
-        self, stack: Stack, seed: int, on_progress: Callable[[Tally], None] | None = None
+        self,
+        stack: Stack,
+        seed: int,
+        on_progress: Callable[[Tally], None] | None = None,
+        *,
+        tick_seconds: float = TICK_SECONDS,
     ) -> None:
         self.stack = stack
         self.seed = seed
+        self.tick_seconds = tick_seconds
         self.plans: dict[int, Plan] = {}
         self.tally = Tally()
         self.actions = 0  # acts so far: a settled system sees this stand still
@@ -141,7 +147,7 @@ class Scenario:
             if self._on_progress is not None:
                 self._on_progress(self.tally)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), TICK_SECONDS)
+                await asyncio.wait_for(stop.wait(), self.tick_seconds)
 
     async def tick(self) -> int:
         open_now = await warehouse.open_fulfillments(self.stack)

@@ -113,9 +113,17 @@ async def register_webhooks(stack: Stack) -> None:
         )
 
 
-async def switch_on_bad_network(stack: Stack, duplicate_share: float, seed: int) -> None:
-    """Some deliveries twice, and fresh deliveries shuffled in windows of eight."""
-    switches = {"duplicate_probability": duplicate_share, "reorder_window": 8, "seed": seed}
+async def switch_on_bad_network(
+    stack: Stack, duplicate_share: float, seed: int, drop_share: float = 0.0
+) -> None:
+    """Some deliveries twice, fresh deliveries shuffled in windows of eight, and with
+    `drop_share` some lost for good (only the reconciliation sweep finds what they announced)."""
+    switches = {
+        "duplicate_probability": duplicate_share,
+        "drop_probability": drop_share,
+        "reorder_window": 8,
+        "seed": seed,
+    }
     (await stack.sim.put("/__sim/webhooks/switches", json=switches)).raise_for_status()
 
 

@@ -1,20 +1,24 @@
 """Waiting until everything settles, or saying clearly what did not.
 
 Settled means, all at once and twice in a row a moment apart:
-- the simulator has no webhook left to deliver (`/__sim/webhooks/drain`), retries included;
+- the simulator has no webhook left to deliver (`/__sim/webhooks/drain`), retries included
+  unless `webhook_retries` is False: a delivery that failed comes back minutes later (the
+  store's retry schedule), and the reconciliation sweep covers what it announces meanwhile;
 - `order-events` and `dataverse-events` hold no active, locked or scheduled message (a retry the
   connector scheduled is work still to do);
 - the warehouse and the merchant found nothing to do on their last pass;
 - a snapshot of both sides (each BigCommerce order's status and date modified; each
   salesorder's lifecycle, status and hold, each fulfillment order's shipped, cancelled and
-  shipment id; Dataverse's row counts per table) equals the one before.
+  shipment id; Dataverse's row counts per table) equals the one before;
+- and then the caller's own check, if any, finds no reason to go on (the chaos run's: the
+  worker is up, and a reconciliation sweep found nothing missing).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -24,7 +28,7 @@ from local.demo.stack import Stack
 from shared.messaging.queues import DATAVERSE_EVENTS, ORDER_EVENTS, ORDER_PARKED
 
 PAUSE_SECONDS: Final = 0.5
-PROGRESS_SECONDS: Final = 3.0
+PROGRESS_SECONDS: Final = 3.0  # between full reads for the progress bar while work is queued
 WORK_QUEUES: Final = (ORDER_EVENTS.name, DATAVERSE_EVENTS.name)
 
 
@@ -111,6 +115,22 @@ async def snapshot(stack: Stack) -> Snapshot:
     )
 
 
+async def webhooks_pending(stack: Stack, *, retries: bool) -> int:
+    """Deliveries the store still has to make (waiting up to a second for them), with or
+    without the retries it scheduled for later."""
+    if not retries:
+        status = (await stack.sim.get("/__sim/webhooks")).json()
+        if int(status["pending"]) <= len(status["scheduled_retries"]):
+            return 0
+    drained = await stack.sim.post("/__sim/webhooks/drain", params={"timeout": "1"})
+    if drained.status_code == 200:
+        return 0
+    if retries:
+        return int(drained.json()["pending"])
+    status = (await stack.sim.get("/__sim/webhooks")).json()
+    return max(0, int(status["pending"]) - len(status["scheduled_retries"]))
+
+
 def busy_queues(stack: Stack) -> dict[str, int]:
     """Messages still to process per work queue (active, locked or scheduled)."""
     busy: dict[str, int] = {}
@@ -131,6 +151,10 @@ async def settle(
     scenario: Scenario,
     timeout: float,
     progress: Callable[[int, int], None],
+    extra_check: Callable[[], Awaitable[str | None]] | None = None,
+    *,
+    webhook_retries: bool = True,
+    progress_seconds: float = PROGRESS_SECONDS,
 ) -> Snapshot:
     """Returns the settled snapshot, or raises NotSettled after `timeout` seconds. While work is
     still queued only the cheap checks run (and a snapshot for the progress bar now and then):
@@ -147,16 +171,16 @@ async def settle(
                 f"the run did not settle within {timeout:.0f} s (--timeout): {why}; "
                 f"{agreeing} of {orders} orders agreed on both sides at the last look"
             )
-        drained = await stack.sim.post("/__sim/webhooks/drain", params={"timeout": "1"})
+        pending = await webhooks_pending(stack, retries=webhook_retries)
         busy = busy_queues(stack)
-        quiet = drained.status_code == 200 and not busy
+        quiet = not pending and not busy
         if not quiet:
-            if drained.status_code != 200:
-                why = f"{drained.json().get('pending')} webhook deliveries pending"
+            if pending:
+                why = f"{pending} webhook deliveries pending"
             else:
                 why = "messages still queued: " + ", ".join(f"{q} {n}" for q, n in busy.items())
             previous, previous_actions = None, -1
-            if time.monotonic() - shown > PROGRESS_SECONDS:
+            if time.monotonic() - shown > progress_seconds:
                 current = await snapshot(stack)
                 agreeing, orders = current.agreeing(), len(current.bigcommerce)
                 progress(agreeing, orders)
@@ -171,6 +195,11 @@ async def settle(
             why = "the warehouse or the merchant was still acting"
         elif current != previous:
             why = "the two sides were still changing"
+        elif extra_check is not None and (reason := await extra_check()):
+            why = reason  # and it may have started new work: look again from scratch
+            previous, previous_actions = None, -1
+            await asyncio.sleep(PAUSE_SECONDS)
+            continue
         else:
             return current
         previous, previous_actions = current, scenario.actions

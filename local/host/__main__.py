@@ -19,7 +19,7 @@ from pathlib import Path
 
 from local.broker.adapters import LocalBrokerSender
 from local.host import host_json
-from local.host.broker_source import BrokerSource, open_broker
+from local.host.broker_source import BrokerSource, open_broker, threads_for
 from local.host.indexing import IndexingError, find_app, index
 from local.host.keys import load_or_create
 from local.host.queue_pump import QueueSource
@@ -32,7 +32,7 @@ from local.stack.settings_file import load_values
 from local.state import SqliteStateStore, state_db_path
 from shared import bootstrap
 from shared.config import ConfigurationError
-from shared.dataverse.auth import token_provider_for
+from shared.dataverse.auth import is_loopback_url, token_provider_for
 from shared.messaging.azure_servicebus import ServiceBusConnection
 
 
@@ -151,15 +151,18 @@ def main(argv: list[str] | None = None) -> int:
         except IndexingError as exc:
             print(f"indexing failed: {exc}", file=sys.stderr)
             return 2
-        if stack.simulate_dataverse:
-            url = bootstrap.container().settings.dataverse_url
-            token = token_provider_for(url, static_token=os.environ["LOCAL_DATAVERSE_TOKEN"])
+        url = bootstrap.container().settings.dataverse_url
+        local_token = os.environ.get("LOCAL_DATAVERSE_TOKEN")
+        # The stand-in's token: the one this host starts, or one running apart on loopback.
+        if stack.simulate_dataverse or (local_token and is_loopback_url(url)):
+            token = token_provider_for(url, static_token=local_token)
             bootstrap.override(dataverse_tokens=token)
         source: QueueSource | None = None
         if stack.local_broker:
             broker = open_broker(stack, indexed)
             bootstrap.override(sender=LocalBrokerSender(broker))
-            source = BrokerSource(broker)
+            service_bus = host_json.load(root / "host.json").service_bus
+            source = BrokerSource(broker, threads_for(indexed, service_bus))
         elif indexed.queues:
             settings = bootstrap.container().settings
             source = AzureQueueSource(ServiceBusConnection.from_settings(settings))

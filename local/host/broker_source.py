@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from local.broker import LocalBroker, QueueNotFound, QueueSettings, SessionLock
 from local.broker.adapters import provision
+from local.host.host_json import ServiceBusOptions
 from local.host.indexing import IndexedApp
 from local.host.queue_pump import SessionHandle
 from local.stack.plan import StackPlan
@@ -28,8 +29,10 @@ from shared.messaging.queues import ALL_QUEUES, QueueSpec
 log = logging.getLogger("local.host.broker")
 LOCK_SETTING = "LOCAL_BROKER_LOCK_SECONDS"
 T = TypeVar("T")
-# Pumps block a thread each in wait(); a pool of their own keeps them from starving other work.
-_MAX_THREADS = 64
+# Pumps block a thread each in wait(); a pool of their own keeps them from starving other work,
+# as long as it has a thread for every pump and some to spare (`threads_for`).
+_MIN_THREADS = 64
+_SPARE_THREADS = 16
 
 
 def _lock(session: SessionHandle) -> SessionLock:
@@ -43,10 +46,20 @@ def _token(message: InboundMessage) -> str:
     return message.lock_token
 
 
+def threads_for(app: IndexedApp, options: ServiceBusOptions) -> int:
+    """Threads enough for every pump to wait in one (a session slot or a consumer each) and
+    the receives, settlements and lock renewals to go on beside them."""
+    pumps = sum(
+        options.max_concurrent_sessions if q.sessions else options.max_concurrent_calls
+        for q in app.queues
+    )
+    return max(_MIN_THREADS, pumps + _SPARE_THREADS)
+
+
 class BrokerSource:
-    def __init__(self, broker: LocalBroker) -> None:
+    def __init__(self, broker: LocalBroker, threads: int = _MIN_THREADS) -> None:
         self.broker = broker
-        self._pool = ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="broker")
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="broker")
 
     async def _run(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()

@@ -1,14 +1,23 @@
-"""The parts of host.json the local host honours, with the Functions host's defaults."""
+"""The parts of host.json the local host honours, with the Functions host's defaults.
+
+As in Azure (functions-host-json.md, "Override host.json values"), an app setting named
+`AzureFunctionsJobHost__path__to__setting` replaces that value of host.json, e.g.
+`AzureFunctionsJobHost__extensions__serviceBus__maxAutoLockRenewalDuration=00:00:10`; names
+match host.json's keys whatever their case.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+OVERRIDE_PREFIX: Final = "AzureFunctionsJobHost__"
 
 _SPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d+))?$")
 
@@ -44,8 +53,35 @@ class HostOptions:
     service_bus: ServiceBusOptions
 
 
-def load(path: Path) -> HostOptions:
+def overridden(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """host.json's document with the `AzureFunctionsJobHost__...` app settings applied."""
+    for name, value in sorted(environ.items()):
+        if not name.startswith(OVERRIDE_PREFIX):
+            continue
+        *parents, leaf = name[len(OVERRIDE_PREFIX) :].split("__")
+        node = data
+        for part in parents:
+            key = _key(node, part)
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[_key(node, leaf)] = value
+    return data
+
+
+def _key(node: Mapping[str, Any], name: str) -> str:
+    return next((k for k in node if k.lower() == name.lower()), name)
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no", "")
+    return bool(value)
+
+
+def load(path: Path, environ: Mapping[str, str] | None = None) -> HostOptions:
     data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    data = overridden(data, os.environ if environ is None else environ)
     extensions = data.get("extensions", {})
     http = extensions.get("http", {})
     sb = extensions.get("serviceBus", {})
@@ -66,7 +102,7 @@ def load(path: Path) -> HostOptions:
             max_auto_lock_renewal=parse_timespan(sb["maxAutoLockRenewalDuration"])
             if "maxAutoLockRenewalDuration" in sb
             else defaults.max_auto_lock_renewal,
-            auto_complete=bool(sb.get("autoCompleteMessages", True)),
+            auto_complete=_flag(sb.get("autoCompleteMessages", True)),
             max_message_batch_size=int(
                 sb.get("maxMessageBatchSize", defaults.max_message_batch_size)
             ),

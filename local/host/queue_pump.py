@@ -98,6 +98,11 @@ def _argument(function: QueueFunction, messages: Sequence[InboundMessage]) -> An
     return converted if function.many else converted[0]
 
 
+def _lock_lost(exc: BaseException) -> bool:
+    """MessageLockLostError or SessionLockLostError, from the local broker or Service Bus."""
+    return type(exc).__name__.endswith("LockLostError")
+
+
 class QueuePump:
     def __init__(
         self,
@@ -165,7 +170,10 @@ class QueuePump:
                         await self._source.release_session(queue, session)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if _lock_lost(exc):  # held past its lock: the broker gives it to another slot
+                    log.warning("session on %s lost its lock: %s", queue, exc)
+                    continue
                 log.exception("session receive from %s failed; retrying", queue)
                 await asyncio.sleep(1.0)
 
@@ -205,7 +213,16 @@ class QueuePump:
             await action(queue, message)
         except Exception as exc:
             # A lost lock means the broker will redeliver: at-least-once, as in Azure.
-            log.warning("settling message %s failed: %s", message.message_id, exc)
+            log.warning(
+                "settling message %s failed: %s",
+                message.message_id,
+                exc,
+                extra={
+                    "queue": queue,
+                    "delivery_count": message.delivery_count,
+                    "lock_lost": _lock_lost(exc),
+                },
+            )
 
     async def _renew_locks(
         self, messages: Sequence[InboundMessage], session: SessionHandle | None

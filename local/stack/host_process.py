@@ -6,6 +6,7 @@ embedded default (stand-ins and the local broker) unless the caller passes setti
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TextIO
 
@@ -40,6 +41,38 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def children_of(pid: int) -> list[int]:
+    """Every descendant process id, read from /proc."""
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == parent:
+                    found.append(int(entry.name))
+                    frontier.append(int(entry.name))
+    return found
+
+
+def wait_ports_free(ports: Iterable[int], timeout: float = 15) -> None:
+    """Until each loopback port can be bound again (or `timeout` runs out)."""
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    time.sleep(0.1)
+                    continue
+                break
 
 
 class HostProcess(ModuleProcess):
@@ -73,6 +106,19 @@ class HostProcess(ModuleProcess):
         super().__init__(
             "local.host", ["--script-root", str(script_root), "--no-settings-file"], full_env
         )
+
+    @classmethod
+    def started(cls, state_dir: Path, env: Mapping[str, str], log: TextIO) -> HostProcess:
+        """A host on the ports `env` names (not free ones: a restart comes back on them),
+        ready; killed if it does not get there."""
+        host = cls(state_dir, env=env, free_ports=False, log=log)
+        try:
+            host.wait_ready()
+        except BaseException:
+            if host.process.poll() is None:
+                host.process.kill()
+            raise
+        return host
 
     def on_line(self, line: str) -> None:
         if self._log is not None:
@@ -109,6 +155,18 @@ class HostProcess(ModuleProcess):
         """The simulated store's generated credentials."""
         loaded: dict[str, str] = json.loads((self.state_dir / "stack-secrets.json").read_text())
         return loaded
+
+    def kill(self, also_free: Iterable[int] = ()) -> None:
+        """SIGKILL, as a crash or an out-of-memory kill would: no clean-up runs. The stand-ins it
+        started go too (one holding a request open would otherwise linger on its port after its
+        PR_SET_PDEATHSIG SIGTERM). On return the host's port, and `also_free`, can be bound."""
+        children = children_of(self.pid)
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_ports_free([self.ports.functions, *also_free])
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int:
         if self.process.poll() is None:

@@ -219,6 +219,9 @@ class Settings(BaseSettings):
         16, validation_alias="DATAVERSE_MAX_CONCURRENCY", ge=1, le=52
     )
     dataverse_instances: int = Field(1, validation_alias="DATAVERSE_INSTANCES", ge=1, le=100)
+    dataverse_timeout_seconds: float = Field(
+        60.0, validation_alias="DATAVERSE_TIMEOUT_SECONDS", gt=0, le=600
+    )
     managed_identity_client_id: str | None = Field(None, validation_alias="AZURE_CLIENT_ID")
     servicebus_namespace: str | None = Field(
         None, validation_alias="ServiceBusConnection__fullyQualifiedNamespace"
@@ -259,6 +262,9 @@ class Settings(BaseSettings):
     )
     reconcile_overlap_seconds: int = Field(
         300, validation_alias="RECONCILE_OVERLAP_SECONDS", ge=0, le=86400
+    )
+    reconcile_lease_seconds: int = Field(
+        600, validation_alias="RECONCILE_LEASE_SECONDS", ge=30, le=3600
     )
     reconcile_first_lookback_hours: int = Field(
         72, validation_alias="RECONCILE_FIRST_LOOKBACK_HOURS", ge=1, le=24 * 90

@@ -7,8 +7,9 @@ keeps no cookies: Dataverse's ARR affinity cookie would pin every request to one
 and service protection limits are counted per web server, so without it the load spreads
 (send-parallel-requests.md). Every request carries the baseline headers of
 compose-http-requests-handle-errors.md (`Accept: application/json`, `OData-MaxVersion` and
-`OData-Version: 4.0`, `If-None-Match: null`); writes and `$batch` get a 120 s timeout, the
-2-minute limit of synchronous plug-ins (optimize-performance-create-update.md).
+`OData-Version: 4.0`, `If-None-Match: null`); reads get DATAVERSE_TIMEOUT_SECONDS (60 s by
+default), writes and `$batch` twice that: 120 s by default, the 2-minute limit of synchronous
+plug-ins (optimize-performance-create-update.md).
 
 The base URL is DATAVERSE_URL (`https://<org>.crm.dynamics.com`, or the local stand-in at
 `http://127.0.0.1:<port>`), and the token comes from a `TokenProvider` per request. Links the
@@ -115,6 +116,12 @@ class ClientOptions:
         if not self.service_root_path.startswith("/"):
             raise ValueError("service_root_path must start with /")
 
+    @classmethod
+    def from_settings(cls, settings: Settings, *, gate: GatePolicy | None = None) -> ClientOptions:
+        """DATAVERSE_TIMEOUT_SECONDS for reads; writes and `$batch` get twice as long."""
+        timeout = settings.dataverse_timeout_seconds
+        return cls(read_timeout=timeout, write_timeout=2 * timeout, gate=gate or GatePolicy())
+
 
 class DataverseClient:
     """Talks to one Dataverse environment's Web API as one identity."""
@@ -156,7 +163,7 @@ class DataverseClient:
     ) -> DataverseClient:
         """The process's client for DATAVERSE_URL; its gate is shared with every other client of
         the same environment in this process. `tokens` defaults to the Azure identity."""
-        options = options or ClientOptions()
+        options = options or ClientOptions.from_settings(settings)
         return cls(
             settings.dataverse_url,
             tokens or azure_token_provider(settings.dataverse_url),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
@@ -388,6 +389,43 @@ def close_operation(
         ),
     }
     return BatchOperation("POST", action, {"OrderClose": close, "Status": status}, idempotent=False)
+
+
+def fence(
+    operations: list[BatchOperation], store_hash: str, order_id: int, etag: str | None
+) -> int | None:
+    """Fences a change set of this order by its salesorder's version, in place, and returns the
+    index of the operation whose answer carries the version it leaves (None: nothing to read).
+
+    With `etag` (the version the run read): the first operation writing the salesorder gets
+    `If-Match: <etag>`, so the whole change set fails with 412 when the salesorder changed since
+    (perform-conditional-operations-using-web-api.md); without one, a PATCH with nothing to
+    write goes first to carry the condition. Without `etag` (the run found no salesorder): its
+    upsert creates it only (`If-None-Match: *`), so as not to overwrite one another run created
+    meanwhile. The last operation writing the salesorder answers with its `@odata.etag`
+    (`Prefer: return=representation`). Call it only for an open salesorder: a closed one is
+    read-only, and after a close action nothing may be written.
+    """
+    path = keyed_row(SALESORDER, order_key(store_hash, order_id)).path
+    mine = [i for i, op in enumerate(operations) if op.method == "PATCH" and op.url == path]
+    if etag is not None:
+        if mine:
+            first = operations[mine[0]]
+            operations[mine[0]] = replace(first, headers={**first.headers, "If-Match": etag})
+        else:
+            operations.insert(0, BatchOperation("PATCH", path, {}, {"If-Match": etag}))
+            mine = [0]
+    elif mine and not operations[mine[0]].headers:
+        operations[mine[0]] = replace(operations[mine[0]], headers={"If-None-Match": "*"})
+    if not mine:
+        return None
+    last = operations[mine[-1]]
+    operations[mine[-1]] = replace(
+        last,
+        url=f"{path}?$select={SALESORDER.primary_id}",
+        headers={**last.headers, "Prefer": "return=representation"},
+    )
+    return mine[-1]
 
 
 def journal_operation(entry: JournalEntry) -> BatchOperation:

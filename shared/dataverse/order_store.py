@@ -31,6 +31,18 @@ by the commit.
 A commit that fails raises the Dataverse error of the failing operation (nothing of the change
 set was written) and keeps what was staged, so the same unit may be committed again; a failure
 that names a missing row (404) also forgets the remembered ids, in case one of them was deleted.
+Commits are fenced per order (`guard`, optimistic concurrency, `order_rows.fence`): in a change
+set with anything but journal entries, the first write of the salesorder carries `If-Match` its
+version as the run read it (an empty PATCH first when the change set has none), so that a run
+whose read is out of date (another run of the same order got the message after its lock
+expired, or a user changed the order) writes nothing and fails with `ConcurrencyError` (412); a
+run that found no salesorder creates it only if it still does not exist (`If-None-Match: *`).
+The last write of the salesorder answers with its new version, which guards the run's next
+commit. Nothing is read again, and at most one operation is added.
+A change set closing an order that was closed meanwhile (by a user, or by another run of the same
+order whose message came back when its lock expired) is refused by Dataverse with a 400; the
+commit then reads the order's state, and raises `ConcurrencyError` (transient: the next run
+reads the closed order and has nothing left to do) instead of a 400 that would park the order.
 """
 
 from __future__ import annotations
@@ -46,10 +58,19 @@ from shared.bigcommerce.models import Refund
 from shared.dataverse.batch import BatchItem, BatchOperation, ChangeSet, ItemResult
 from shared.dataverse.client import DataverseClient
 from shared.dataverse.coalescing import BatchCoalescer
-from shared.dataverse.errors import DataverseError, NotFoundError, ResponseFormatError
+from shared.dataverse.errors import (
+    ClientError,
+    ConcurrencyError,
+    DataverseError,
+    DuplicateKeyError,
+    NotFoundError,
+    PreconditionFailedError,
+    ResponseFormatError,
+)
 from shared.dataverse.odata import all_of, eq, with_query
 from shared.dataverse.order_rows import (
     close_operation,
+    fence,
     fulfillment_operations,
     intake_operations,
     intake_unknowns,
@@ -231,6 +252,16 @@ class DataverseOrderStore:
                 levels[(source, asked.get(sku.casefold(), sku))] = available
         return levels
 
+    async def statecode(self, store_hash: str, order_id: int) -> int | None:
+        """The salesorder's statecode (0 open, 2 cancelled, 3 fulfilled...); None if missing."""
+        of_order = all_of(
+            eq(STORE_HASH.logical_name, store_hash), eq(PREFIX + "bcorderid", order_id)
+        )
+        url = with_query(SALESORDER.entity_set, {"$select": "statecode", "$filter": of_order})
+        rows = rows_of(_json((await self.client.request("GET", url)).json(), url), url)
+        state = rows[0].get("statecode") if rows else None
+        return state if isinstance(state, int) else None
+
     def writes(self) -> DataverseOrderWrites:
         return DataverseOrderWrites(self)
 
@@ -299,11 +330,26 @@ class DataverseOrderWrites:
         self._store = store
         self._staged: list[BatchOperation | OrderIntake] = []
         self._closing: list[BatchOperation] = []
+        self._closing_orders: list[tuple[str, int]] = []
+        self._business = False  # something but journal entries is staged
+        self._guarded: tuple[str, int] | None = None  # the order whose salesorder guards commits
+        self._etag: str | None = None
+
+    def guard(self, store_hash: str, order_id: int, etag: str | None) -> None:
+        self._guarded, self._etag = (store_hash, order_id), etag
+
+    def unguard(self) -> None:
+        self._guarded, self._etag = None, None
+
+    @property
+    def version(self) -> str | None:
+        return self._etag
 
     def intake(self, intake: OrderIntake) -> None:
         """Customer (and account), salesorder and lines; lookups are bound at commit, products
         that do not exist as write-in lines (see the module docstring)."""
         self._staged.append(intake)
+        self._business = True
 
     def update_order(
         self,
@@ -349,6 +395,7 @@ class DataverseOrderWrites:
         self, store_hash: str, order_id: int, plans: Sequence[PlannedFulfillment]
     ) -> None:
         self._staged.extend(fulfillment_operations(store_hash, order_id, plans))
+        self._business = True
 
     def update_fulfillment(
         self,
@@ -366,12 +413,15 @@ class DataverseOrderWrites:
 
     def record_refund(self, store_hash: str, order_id: int, refund: Refund) -> None:
         self._staged.extend(refund_operations(store_hash, order_id, refund))
+        self._business = True
 
     def close_order(
         self, store_hash: str, order_id: int, how: Literal["fulfilled", "cancelled"]
     ) -> None:
         """Sent after everything else staged: the order must be updated while still open."""
         self._closing.append(close_operation(store_hash, order_id, how))
+        self._closing_orders.append((store_hash, order_id))
+        self._business = True
 
     def journal(self, entry: JournalEntry) -> None:
         self._staged.append(journal_operation(entry))
@@ -393,24 +443,72 @@ class DataverseOrderWrites:
             else:
                 operations.append(staged)
         operations.extend(self._closing)
+        guarded = self._guarded if self._business else None
+        creating = guarded is not None and self._etag is None
+        version_at: int | None = None
+        if guarded is not None:
+            version_at = fence(operations, *guarded, self._etag)
         numbered = tuple(replace(op, content_id=str(n)) for n, op in enumerate(operations, 1))
         (item,) = await store._execute([ChangeSet(numbered)], continue_on_error=False)
         if not item.ok:
             error = item.error or DataverseError(
                 "the change set was not executed", method="POST", path="$batch"
             )
+            if creating and isinstance(error, DuplicateKeyError | PreconditionFailedError):
+                raise ConcurrencyError(
+                    "the salesorder was created meanwhile (by another run of the same order?); "
+                    "nothing of this change set was written",
+                    method=error.method,
+                    path=error.path,
+                    status=error.status,
+                    code=error.code,
+                    message=error.message,
+                    request_id=error.request_id,
+                ) from error
             if isinstance(error, NotFoundError):
                 store.forget()
+            elif isinstance(error, ClientError) and self._closing_orders:
+                await self._closed_meanwhile(error)
             raise error
+        if self._closing:  # closed: read-only from now on
+            self.unguard()
+        elif version_at is not None:
+            self._etag = _etag_of(item, version_at)
         self._staged.clear()
         self._closing.clear()
+        self._closing_orders.clear()
+        self._business = False
+
+    async def _closed_meanwhile(self, error: ClientError) -> None:
+        """Raises ConcurrencyError if an order this change set closes is no longer open."""
+        for store_hash, order_id in self._closing_orders:
+            state = await self._store.statecode(store_hash, order_id)
+            if state not in (None, 0):
+                raise ConcurrencyError(
+                    f"salesorder of order {order_id} was closed meanwhile (statecode {state}); "
+                    "nothing of this change set was written",
+                    method=error.method,
+                    path=error.path,
+                    status=error.status,
+                    code=error.code,
+                    message=error.message,
+                    request_id=error.request_id,
+                ) from error
 
     def _add(self, operation: BatchOperation | None) -> None:
         if operation is not None:
             self._staged.append(operation)
+            self._business = True
 
 
 # -- rows to records ------------------------------------------------------------------------------
+
+
+def _etag_of(item: ItemResult, index: int) -> str | None:
+    """The salesorder's version as the change set's operation `index` answered it."""
+    answer = item.operations[index]
+    body = answer.body if isinstance(answer.body, dict) else {}
+    return _text(body.get("@odata.etag")) or answer.etag
 
 
 def _json(body: object, what: str) -> dict[str, Any]:
@@ -509,6 +607,7 @@ def _order_record(
         hold_reason=_text(order.get(PREFIX + "holdreason")),
         statecode=_int(order.get("statecode")) or 0,
         statuscode=_int(order.get("statuscode")) or 1,
+        etag=_text(order.get("@odata.etag")),
         lines=tuple(lines),
         fulfillments=tuple(
             sorted(

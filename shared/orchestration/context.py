@@ -65,8 +65,9 @@ class OrderContext:
         self._bundle = await self.storefront.get_order_bundle(self.order_id)
         return self._bundle.order
 
-    async def shipments(self) -> list[Shipment]:
-        if self._shipments is None:
+    async def shipments(self, *, fresh: bool = False) -> list[Shipment]:
+        """The order's shipments, read once per run (`fresh` reads them again)."""
+        if self._shipments is None or fresh:
             self._shipments = await self.storefront.list_shipments(self.order_id)
         return self._shipments
 
@@ -79,7 +80,14 @@ class OrderContext:
         return self._refunds
 
     async def reload(self) -> SalesOrderRecord | None:
+        """Reads the record; what this run writes from now on is based on it, so the writes
+        are guarded by its version (another run of the same order may have changed it since)."""
         self.record = await self.store.load(self.store_hash, self.order_id)
+        if self.record is None or self.record.statecode == 0:
+            etag = self.record.etag if self.record is not None else None
+            self.writes.guard(self.store_hash, self.order_id, etag)
+        else:
+            self.writes.unguard()  # closed: read-only, nothing of it is written any more
         return self.record
 
     def remember(self, record: SalesOrderRecord) -> None:

@@ -129,6 +129,22 @@ class OrderWrites(Protocol):
 
     def journal(self, entry: JournalEntry) -> None: ...
 
+    def guard(self, store_hash: str, order_id: int, etag: str | None) -> None:
+        """Commits of anything but journal entries go through only while the order's open
+        salesorder is still at version `etag` (as this run read it, or last wrote it): if
+        another run of the same order, or a user, changed it meanwhile, `commit` raises
+        `ConcurrencyError` and writes nothing. `etag` None (no salesorder yet): unguarded until
+        a commit writes one. A closed salesorder is read-only and cannot guard: `unguard`."""
+
+    def unguard(self) -> None:
+        """Commits go through unguarded (the salesorder is closed, or its version unknown)."""
+
+    @property
+    def version(self) -> str | None:
+        """The guarded salesorder's version after the last commit (what `guard` was given,
+        until then); None when it is not known."""
+        ...
+
     @property
     def pending(self) -> int:
         """Staged operations not committed yet (journal entries included)."""

@@ -94,6 +94,8 @@ class SalesOrderRecord:
     lines: tuple[LineRecord, ...] = ()
     fulfillments: tuple[FulfillmentRecord, ...] = ()
     refunds: tuple[RefundRecord, ...] = field(default=())
+    # The salesorder's version when read (`@odata.etag`): how it was read, not what it holds.
+    etag: str | None = field(default=None, compare=False)
 
     def line(self, order_product_id: int) -> LineRecord | None:
         return next((x for x in self.lines if x.order_product_id == order_product_id), None)

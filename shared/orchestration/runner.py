@@ -129,6 +129,10 @@ class OrderRunner:
         results: list[tuple[str, str, str]] = []
         current: StepName | None = None
         replayed = message.trigger is Trigger.REPLAY  # a replay still held goes back to parking
+        # An earlier delivery of this message (or the run this retry follows) may have held the
+        # order and died before parking it: a hold it finds is parked again. A redelivery's
+        # park has the same message id, so the broker keeps one of the two.
+        unsure = received.delivery_count > 1 or message.attempt > 0
         try:
             if await ctx.reload() is None and await self._not_ours(ctx):
                 detail = "created before the store's go-live and not in Dataverse: left alone"
@@ -151,7 +155,7 @@ class OrderRunner:
                 results.append((name.value, result.outcome, result.summary))
                 log.info("step %s: %s (%s)", name.value, result.outcome, result.summary)
                 if result.stop:
-                    if result.park or (result.outcome == "hold" and replayed):
+                    if result.park or (result.outcome == "hold" and (replayed or unsure)):
                         await ctx.writes.commit()
                         await self._park(
                             received, message, Failure("permanent", "hold", result.summary)
@@ -195,6 +199,10 @@ class OrderRunner:
             writes=self._store.writes(),
             record=failed.record,
         )
+        # The failure's hold is based on what the failed run read: it must not land if another
+        # run of the order changed the salesorder since.
+        if failed.writes.version is not None:
+            ctx.writes.guard(message.store_hash, message.order_id, failed.writes.version)
         where = step.value if step else "load"
         retry = failure.kind == "transient" and message.attempt < self._flow.retry.max_attempts
         if retry:

@@ -13,6 +13,7 @@ import base64
 import itertools
 import json
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -456,6 +457,24 @@ async def test_dropped_deliveries_are_never_sent_nor_retried() -> None:
     delivered = [a for a in some.attempts if a["status"] == "delivered"]
     assert len(some.calls) == len(delivered) < 30
     assert len(some.attempts) == 30, "no retries"
+
+
+async def test_the_status_counts_every_attempt_the_switches_shaped() -> None:
+    async with RecordingReceiver() as receiver, simulator() as sim:
+        await sim.switches(
+            duplicate_probability=0.3, drop_probability=0.2, reorder_window=5, seed=7
+        )
+        await sim.hook("store/order/created", receiver.url)
+        for order_id in range(1, 41):
+            sim.order(order_id)
+        assert (await sim.drain())["drained"]
+        attempts = await sim.attempts()
+        counts = (await sim.client.get("/__sim/webhooks")).json()["counts"]
+    by_status = Counter(a["status"] for a in attempts)
+    assert counts["delivered"] == by_status["delivered"] == len(receiver.calls)
+    assert counts["dropped"] == by_status["dropped"] > 0
+    assert counts["duplicate"] == sum(1 for a in attempts if a["duplicate"]) > 0
+    assert 0 < counts["reordered"] <= len(attempts)
 
 
 # -- admin controls -------------------------------------------------------------------------

@@ -29,10 +29,11 @@ from local.dataverse.harness import HOST, TOKEN, Harness, dataverse_standin
 from shared.bigcommerce.models import Order, OrderProduct, OrderShippingAddress, Refund
 from shared.dataverse.auth import StaticTokenProvider
 from shared.dataverse.client import DataverseClient
-from shared.dataverse.errors import BadRequestError, NotFoundError
+from shared.dataverse.errors import BadRequestError, ConcurrencyError, NotFoundError
 from shared.dataverse.order_store import DataverseOrderStore, DataverseOrderWrites
 from shared.dataverse.references import ReferenceNotFoundError
 from shared.mapping import OrderIntake, load_mapping, map_order_intake
+from shared.orchestration.failures import classify
 from shared.orchestration.ports import (
     JournalEntry,
     OrderStore,
@@ -485,12 +486,82 @@ async def test_closing_an_order_fulfilled_and_again_refused_as_a_whole(
         Lifecycle.COMPLETED,
     )
 
+    # Closed meanwhile (as by another run of the same order): refused as a whole, and said so
+    # as a conflict the next run resolves by reading the closed order, not as a bad request.
     twice = store.writes()
     twice.journal(journal("m2:complete", 500))
-    twice.close_order(STORE, 500, "cancelled")
-    with pytest.raises(BadRequestError, match="already fulfilled"):
+    twice.update_order(STORE, 500, lifecycle=Lifecycle.COMPLETED)
+    twice.close_order(STORE, 500, "fulfilled")
+    with pytest.raises(ConcurrencyError, match="closed meanwhile") as refused:
         await twice.commit()
+    assert isinstance(refused.value.__cause__, BadRequestError)
+    assert "already fulfilled" in str(refused.value.__cause__)
+    assert classify(refused.value).kind == "transient"
     assert (await admin.row_counts("bciom_orderjournal"))["bciom_orderjournal"] == 0
+
+
+async def test_commits_are_fenced_by_the_salesorders_version(
+    admin: StandinAdmin, store: DataverseOrderStore
+) -> None:
+    await received(store, 520)
+    record = await store.load(STORE, 520)
+    assert record is not None
+    assert record.etag is not None
+    first, stale = store.writes(), store.writes()  # two runs that read the same version
+    for writes in (first, stale):
+        writes.guard(STORE, 520, record.etag)
+
+    first.update_order(STORE, 520, lifecycle=Lifecycle.RELEASED)
+    await commit_in_one_request(admin, first)
+    assert first.version not in (None, record.etag)
+    first.update_order(STORE, 520, hold_reason="second commit of the same run")
+    await first.commit()  # guarded by the version its first commit left
+
+    stale.journal(journal("m9:validate", 520))
+    stale.update_order(STORE, 520, lifecycle=Lifecycle.ON_HOLD, hold_reason="stale")
+    with pytest.raises(ConcurrencyError):
+        await stale.commit()
+    after = await store.load(STORE, 520)
+    assert after is not None
+    assert (after.lifecycle, after.hold_reason) == (
+        Lifecycle.RELEASED,
+        "second commit of the same run",
+    )
+    assert after.etag == first.version
+    assert (await admin.row_counts("bciom_orderjournal"))["bciom_orderjournal"] == 0
+    failure = store.writes()  # what the failed run records: journal entries, not fenced
+    failure.guard(STORE, 520, stale.version)
+    failure.journal(journal("m9:retry", 520))
+    await failure.commit()
+    assert (await admin.row_counts("bciom_orderjournal"))["bciom_orderjournal"] == 1
+
+    first.update_order(STORE, 520, lifecycle=Lifecycle.COMPLETED)
+    first.close_order(STORE, 520, "fulfilled")
+    await first.commit()
+    assert first.version is None  # a closed salesorder is read-only: nothing guards on it
+
+
+async def test_a_run_that_found_no_salesorder_creates_it_only_if_still_missing(
+    admin: StandinAdmin, store: DataverseOrderStore
+) -> None:
+    await store.existing_products([sku for sku, _ in LINES.values()])
+    late = store.writes()
+    late.guard(STORE, 530, None)  # it read no salesorder
+    await received(store, 530)  # another run took the order in meanwhile
+    record = await store.load(STORE, 530)
+    assert record is not None
+    done = store.writes()
+    done.guard(STORE, 530, record.etag)
+    done.update_order(STORE, 530, lifecycle=Lifecycle.RELEASED)
+    await done.commit()
+
+    late.intake(intake_of(530))
+    late.update_order(STORE, 530, lifecycle=Lifecycle.RECEIVED)
+    with pytest.raises(ConcurrencyError, match="created meanwhile"):
+        await late.commit()
+    after = await store.load(STORE, 530)
+    assert after is not None
+    assert after.lifecycle is Lifecycle.RELEASED
 
 
 async def test_cancelling_an_order(admin: StandinAdmin, store: DataverseOrderStore) -> None:

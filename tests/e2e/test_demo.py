@@ -166,3 +166,38 @@ def test_the_judge_counts_what_a_broken_run_leaves() -> None:
         (2, "state"),
         (2, "line 21: shipped"),
     }
+
+
+def test_the_judge_counts_a_shipment_made_twice_even_when_dataverse_accounts_for_two() -> None:
+    twice = [
+        Shipment.model_validate(
+            {
+                "id": shipment_id,
+                "order_id": 4,
+                "order_address_id": 1,
+                "tracking_number": "1Z1",
+                "items": [{"order_product_id": 41, "product_id": 1, "quantity": 1}],
+            }
+        )
+        for shipment_id in (400, 401)
+    ]
+    bc = BigCommerceSide(bundles={4: _bundle(4, 2, [(41, 2, 2)])}, shipments={4: twice})
+    fulfillments = [
+        {
+            "msdyn_fulfillmentorderid": f"fo-{n}",
+            "bciom_fulfillmentkey": f"4-{n}",
+            "bciom_bcorderid": 4,
+            "bciom_bcshipmentid": shipment_id,
+        }
+        for n, shipment_id in ((1, 400), (2, 401))
+    ]
+    dv = DataverseSide(
+        salesorders=[_salesorder(4, "shipped")],
+        lines=[_line(4, 41, 2, 2)],
+        fulfillments=fulfillments,
+        fulfillment_lines=[
+            {"_msdyn_fulfillmentid_value": f"fo-{n}", "bciom_bcorderproductid": 41} for n in (1, 2)
+        ],
+        refunds=[],
+    )
+    assert judge(bc, dv).figures["duplicate_shipments"] == 1

@@ -28,8 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
-import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,8 +38,7 @@ import httpx
 from pydantic import SecretStr
 
 from local.bigcommerce import conformance
-from local.stack.host_process import clean_environ, free_port
-from local.stack.module_process import ModuleProcess
+from local.stack import service_processes
 from shared.bigcommerce import BigCommerceClients, ClientOptions, RateLimitHeaders
 from shared.bigcommerce.rate_budget import Clock, Sleep
 from shared.bigcommerce.retry import Random
@@ -59,8 +56,9 @@ WEBHOOK_SECRET = "e2e-webhook-secret"
 # -- the process -----------------------------------------------------------------------------
 
 
-class SimulatorProcess(ModuleProcess):
-    """`python -m local.bigcommerce --port P`, with its combined output kept in `output`."""
+class SimulatorProcess(service_processes.SimulatorProcess):
+    """`python -m local.bigcommerce --port P` (local/stack/service_processes.py), with the
+    connector's clients aimed at it."""
 
     def __init__(
         self,
@@ -70,51 +68,9 @@ class SimulatorProcess(ModuleProcess):
         latency_ms: str = "0",
         port: int | None = None,
     ) -> None:
-        self.stores = dict(stores)
-        self.port = port or free_port()
-        env = {
-            **clean_environ(),
-            "PYTHONUNBUFFERED": "1",
-            "BIGCOMMERCE_STORES": ",".join(self.stores),
-            "LOCAL_BIGCOMMERCE_QUOTA": quota,
-            "LOCAL_BIGCOMMERCE_LATENCY_MS": latency_ms,
-        }
-        for store_hash, token in self.stores.items():
-            env[f"BIGCOMMERCE_{store_hash.upper()}_ACCESS_TOKEN"] = token
-            secret = CLIENT_SECRETS.get(store_hash, f"client-secret-{store_hash}")
-            env[f"BIGCOMMERCE_{store_hash.upper()}_CLIENT_SECRET"] = secret
-        super().__init__("local.bigcommerce", ["--port", str(self.port)], env)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def wait_ready(self, timeout: float = 30) -> SimulatorProcess:
-        deadline = time.monotonic() + timeout
-        with httpx.Client(base_url=self.url, timeout=2) as client:
-            while True:
-                if self.process.poll() is not None:
-                    time.sleep(0.1)  # let the drain thread read the last lines
-                    raise self.failure(f"the simulator exited with {self.process.returncode}")
-                with contextlib.suppress(httpx.TransportError):
-                    health = client.get("/_simulator/health")
-                    if health.status_code == 200:
-                        if sorted(health.json()["stores"]) != sorted(self.stores):
-                            raise RuntimeError(f"the simulator serves {health.json()['stores']}")
-                        return self
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise self.failure(f"the simulator did not answer in {timeout:.0f}s")
-                time.sleep(0.05)
-
-    def stop(self, timeout: float = 10) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        super().__init__(
+            stores, quota=quota, latency_ms=latency_ms, port=port, client_secrets=CLIENT_SECRETS
+        )
 
     def store_settings(self, store_hash: str, token: str | None = None) -> StoreSettings:
         """The connector's settings for one simulated store, its API at this process."""

@@ -28,10 +28,6 @@ left, when the answer came back, its status and `Retry-After`.
 from __future__ import annotations
 
 import contextlib
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -40,7 +36,8 @@ from typing import Any, Final
 
 import httpx
 
-from local.stack.host_process import REPO, clean_environ, free_port
+from local.stack import service_processes
+from local.stack.host_process import clean_environ
 from shared.dataverse.auth import StaticTokenProvider
 from shared.dataverse.client import ClientOptions, DataverseClient
 from shared.dataverse.gate import ThrottleGate
@@ -57,8 +54,9 @@ API_PREFIX: Final = "/api/data/v9.2/"
 # -- the process -----------------------------------------------------------------------------
 
 
-class StandinProcess:
-    """`python -m local.dataverse --port P`, with its combined output kept in `output`."""
+class StandinProcess(service_processes.StandinProcess):
+    """`python -m local.dataverse --port P` (local/stack/service_processes.py), with the
+    connector's clients aimed at it."""
 
     def __init__(
         self,
@@ -68,70 +66,7 @@ class StandinProcess:
         token: str = TOKEN,
         port: int | None = None,
     ) -> None:
-        self.token = token
-        self.port = port or free_port()
-        self.env = {
-            **clean_environ(),
-            "PYTHONUNBUFFERED": "1",
-            "LOCAL_DATAVERSE_TOKEN": token,
-            "LOCAL_DATAVERSE_PROVISIONED": "1" if provisioned else "0",
-            **(settings or {}),
-        }
-        self.output: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "local.dataverse", "--port", str(self.port)],
-            cwd=REPO,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line.rstrip("\n"))
-
-    @property
-    def url(self) -> str:
-        """DATAVERSE_URL for this stand-in (the Web API is under /api/data/v9.2/)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def wait_ready(self, timeout: float = 30) -> StandinProcess:
-        deadline = time.monotonic() + timeout
-        with httpx.Client(base_url=self.url, timeout=2) as client:
-            while True:
-                if self.process.poll() is not None:
-                    time.sleep(0.1)  # let the drain thread read the last lines
-                    raise RuntimeError(
-                        f"the Dataverse stand-in exited with {self.process.returncode}:\n"
-                        + "\n".join(self.output)
-                    )
-                with contextlib.suppress(httpx.TransportError):
-                    health = client.get("/_standin/health")
-                    if health.status_code == 200 and health.json().get("status") == "ok":
-                        return self
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(
-                        f"the Dataverse stand-in did not answer in {timeout:.0f}s:\n"
-                        + "\n".join(self.output)
-                    )
-                time.sleep(0.05)
-
-    def stop(self, timeout: float = 10) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        super().__init__(token=token, provisioned=provisioned, settings=settings, port=port)
 
     # -- clients aimed at it -------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from local.stack.host_process import REPO, HostProcess, clean_environ, free_port
+from local.stack.host_process import REPO, HostProcess, children_of, clean_environ, free_port
 
 __all__ = [
     "REPO",
@@ -23,23 +23,6 @@ __all__ = [
     "start_host",
     "wait_until",
 ]
-
-
-def children_of(pid: int) -> list[int]:
-    """Every descendant process id, read from /proc."""
-    found: list[int] = []
-    frontier = [pid]
-    while frontier:
-        parent = frontier.pop()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            with contextlib.suppress(OSError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == parent:
-                    found.append(int(entry.name))
-                    frontier.append(int(entry.name))
-    return found
 
 
 def alive(pid: int) -> bool:

@@ -28,11 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -47,12 +43,12 @@ import httpx
 from local.bigcommerce.webhooks.payloads import build_callback, request_headers
 from local.demo import seed
 from local.demo.stack import Stack, new_demo_token
-from local.stack.host_process import REPO, HostProcess, clean_environ, free_port
+from local.stack.cli_process import run_cli
+from local.stack.host_process import HostProcess, free_port
 from local.stack.plan import LOCAL_STORE_HASH
 from shared.messaging.message import InboundMessage
 from shared.messaging.queues import DATAVERSE_EVENTS, ORDER_EVENTS, ORDER_PARKED
 from tests.support.bigcommerce_sim import SimulatorProcess
-from tests.support.host_process import children_of
 from tests.support.ports import start_on_a_free_port
 
 T = TypeVar("T")
@@ -158,19 +154,13 @@ class LifecycleStack:
         return self.state_dir / "host.log"
 
     def kill(self) -> None:
-        """SIGKILL the host and the stand-ins it started (a stand-in holding a request open
-        would otherwise linger on its port after its PR_SET_PDEATHSIG SIGTERM)."""
-        children = children_of(self.host.pid)
-        self.host.process.send_signal(signal.SIGKILL)
-        self.host.process.wait(timeout=10)
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        _wait_ports_free(self.host, external=self.simulator is not None)
+        """SIGKILL the host and the stand-ins it started (the store too, unless it runs apart)."""
+        ports = self.host.ports
+        self.host.kill([ports.dataverse] + ([] if self.simulator else [ports.bigcommerce]))
 
     def restart(self) -> None:
         """A new host on the same state directory and ports (the old one must be gone)."""
-        self.host = _start(self.state_dir, self.env, self._log)
+        self.host = HostProcess.started(self.state_dir, self.env, self._log)
 
     def stop(self) -> None:
         try:
@@ -218,7 +208,7 @@ def start_stack(
     env.update(extra_env or {})
     log = (state_dir / "host.log").open("a")
     try:
-        host = _start(state_dir, env, log)
+        host = HostProcess.started(state_dir, env, log)
     except BaseException:
         log.close()
         if simulator is not None:
@@ -255,35 +245,6 @@ def _external_store(state_dir: Path, env: dict[str, str]) -> SimulatorProcess:
         }
     )
     return simulator
-
-
-def _start(state_dir: Path, env: Mapping[str, str], log: TextIO) -> HostProcess:
-    host = HostProcess(state_dir, env=env, free_ports=False, log=log)
-    try:
-        host.wait_ready()
-    except BaseException:
-        if host.process.poll() is None:
-            host.process.kill()
-        raise
-    return host
-
-
-def _wait_ports_free(host: HostProcess, *, external: bool, timeout: float = 15) -> None:
-    """Until the host's and its stand-ins' ports can be bound again."""
-    deadline = time.monotonic() + timeout
-    ports = [host.ports.functions, host.ports.dataverse]
-    if not external:
-        ports.append(host.ports.bigcommerce)
-    for port in ports:
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
-                    time.sleep(0.1)
-                    continue
-                break
 
 
 # -- one test's view of both sides ----------------------------------------------------------------
@@ -599,28 +560,8 @@ class Sides:
 
     async def replay_all(self) -> subprocess.CompletedProcess[str]:
         """`python -m cli orders replay --all` with the stack's broker, as the operator runs it."""
-        env = {
-            **clean_environ(),
-            "SERVICEBUS_TRANSPORT": "local",
-            "LOCAL_BROKER_PATH": str(self.stack.broker_path),
-        }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "cli",
-            "orders",
-            "replay",
-            "--all",
-            cwd=REPO,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await process.communicate()
-        assert process.returncode is not None
-        return subprocess.CompletedProcess(
-            ["cli", "orders", "replay", "--all"], process.returncode, out.decode(), err.decode()
-        )
+        env = {"SERVICEBUS_TRANSPORT": "local", "LOCAL_BROKER_PATH": str(self.stack.broker_path)}
+        return await run_cli("orders", "replay", "--all", env=env)
 
     # the host's log -----------------------------------------------------------------------
 

@@ -9,7 +9,8 @@
 - `FakeOrderStore` / `FakeWrites`: Dataverse as `SalesOrderRecord`s in a dict; a unit of work
   applies its staged operations atomically on `commit` (all or nothing), commits are counted
   (all, and those with business writes, i.e. anything but journal entries), and a commit can be
-  made to fail.
+  made to fail. Business commits are guarded by the salesorder's version (`etag`), as the
+  Dataverse adapter's are: a stale one raises `ConcurrencyError`, a good one moves the version.
 - `FakeSender`: records `(queue, OutboundMessage)` and can fail (for every queue or one).
 - `World`: the three fakes, a settable clock and an `OrderRunner` with the default flow and
   mapping, `random=lambda: 0.5`.
@@ -361,6 +362,7 @@ class FakeOrderStore:
         self.units = 0  # units of work handed out
         self._commit_faults: dict[int, BaseException] = {}
         self._commit_attempts = 0
+        self._versions = 0  # the salesorders' versions (ETags) handed out
 
     # -- set-up and changes made in Dataverse by others ------------------------------------------
 
@@ -368,6 +370,10 @@ class FakeOrderStore:
         return self.records[(store_hash, order_id)]
 
     def put(self, record: SalesOrderRecord) -> None:
+        """Stores the salesorder as it is now; like any Dataverse row it has a version."""
+        if record.etag is None:
+            self._versions += 1
+            record = replace(record, etag=f'W/"{self._versions}"')
         self.records[(record.store_hash, record.order_id)] = record
 
     def mark_shipped(
@@ -400,8 +406,10 @@ class FakeOrderStore:
         self.put(replace(record, fulfillments=tuple(fulfillments)))
 
     def cancel_in_dataverse(self, order_id: int = ORDER_ID, store_hash: str = STORE) -> None:
-        """Someone cancels the salesorder in Dataverse (CancelSalesOrder)."""
-        self.put(replace(self.record(order_id, store_hash), statecode=2, statuscode=4))
+        """Someone cancels the salesorder in Dataverse (CancelSalesOrder): a new version."""
+        self._versions += 1
+        cancelled = replace(self.record(order_id, store_hash), statecode=2, statuscode=4)
+        self.put(replace(cancelled, etag=f'W/"{self._versions}"'))
 
     def fail_commit(self, exc: BaseException, *, on_attempt: int | None = None) -> None:
         """Fail commit attempt number `on_attempt` (default: the next one)."""
@@ -429,20 +437,51 @@ class FakeOrderStore:
         self.units += 1
         return FakeWrites(self)
 
-    def _commit(self, ops: Sequence[tuple[str, _Op]]) -> None:
+    def _commit(
+        self,
+        ops: Sequence[tuple[str, _Op]],
+        guarded: tuple[str, int] | None = None,
+        etag: str | None = None,
+    ) -> str | None:
+        """Applies `ops` all or nothing; with `guarded` (an order) and its `etag`, only if the
+        salesorder is still at that version, and returns the version it is at afterwards."""
         self._commit_attempts += 1
         fault = self._commit_faults.pop(self._commit_attempts, None)
         if fault is not None:
             raise fault
         records, journal = dict(self.records), dict(self.journal)
+        current = records.get(guarded) if guarded is not None else None
+        creating = any(name.startswith("intake") for name, _ in ops)
+        if guarded is not None and etag is None and creating and current is not None:
+            raise dv.ConcurrencyError(
+                "the salesorder was created meanwhile",
+                method="PATCH",
+                path="salesorders",
+                status=412,
+                code="0x80040237",
+            )
+        if guarded is not None and etag is not None and (current is None or current.etag != etag):
+            raise dv.ConcurrencyError(
+                "The version of the existing record doesn't match",
+                method="PATCH",
+                path="salesorders",
+                status=412,
+                code="0x80060882",
+            )
         for _, op in ops:
             op(records, journal)  # raises before anything is kept: all or nothing
+        version: str | None = None
+        if guarded is not None and (after := records.get(guarded)) is not None:
+            self._versions += 1
+            version = f'W/"{self._versions}"'
+            records[guarded] = replace(after, etag=version)
         self.records, self.journal = records, journal
         self.commits += 1
         business = [name for name, _ in ops if not name.startswith("journal")]
         if business:
             self.business_commits += 1
             self.applied.extend(business)
+        return version
 
 
 def _find(records: Records, store_hash: str, order_id: int) -> SalesOrderRecord:
@@ -477,6 +516,18 @@ class FakeWrites:
         self._store = store
         self._ops: list[tuple[str, _Op]] = []
         self.commit_calls = 0
+        self._guarded: tuple[str, int] | None = None
+        self._etag: str | None = None
+
+    def guard(self, store_hash: str, order_id: int, etag: str | None) -> None:
+        self._guarded, self._etag = (store_hash, order_id), etag
+
+    def unguard(self) -> None:
+        self._guarded, self._etag = None, None
+
+    @property
+    def version(self) -> str | None:
+        return self._etag
 
     def _stage(self, name: str, op: _Op) -> None:
         self._ops.append((name, op))
@@ -654,8 +705,13 @@ class FakeWrites:
     async def commit(self) -> None:
         self.commit_calls += 1
         ops, self._ops = self._ops, []
-        if ops:
-            self._store._commit(ops)
+        if not ops:
+            return
+        business = any(not name.startswith("journal") for name, _ in ops)
+        guarded = self._guarded if business else None
+        etag = self._store._commit(ops, guarded, self._etag)
+        if guarded is not None:
+            self._etag = etag
 
 
 def dataverse_server_error() -> dv.ServerError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from shared import bootstrap
@@ -69,3 +71,25 @@ def test_the_runner_coalesces_its_requests_unless_batching_is_off(
             assert isinstance(storefronts, BigCommerceClients)
     finally:
         bootstrap.reset()
+
+
+def test_the_dataverse_timeout_setting_bounds_reads_and_writes_twice_as_long(
+    fresh, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    defaults = fresh.dataverse_client().options
+    assert (defaults.read_timeout, defaults.write_timeout) == (60, 120)
+    monkeypatch.setenv("DATAVERSE_TIMEOUT_SECONDS", "4")
+    bootstrap.reset()
+    options = bootstrap.startup().dataverse_client().options
+    assert (options.read_timeout, options.write_timeout) == (4, 8)
+    assert options.gate.max_concurrency == 7
+
+
+def test_the_sweep_lease_follows_its_setting(fresh, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("RECONCILE_LEASE_SECONDS", "45")
+    bootstrap.reset()
+    container = bootstrap.startup()
+    bootstrap.override(
+        dataverse_tokens=StaticTokenProvider("local-token"), state=object(), sender=object()
+    )
+    assert container.reconciler()._lease_duration == timedelta(seconds=45)

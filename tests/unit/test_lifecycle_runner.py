@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -362,6 +363,26 @@ async def test_replay_after_the_fix_lifts_the_hold_in_dataverse() -> None:
     assert len(world.sender.on(ORDER_PARKED.name)) == 1
 
 
+async def test_a_replay_failing_after_the_hold_is_lifted_is_released_by_its_retry() -> None:
+    # Found by the chaos run: the hold was lifted in Dataverse before BigCommerce left the
+    # on-hold status; a run failing in between left the order waiting for "manual
+    # verification" in BigCommerce's status, which only a merchant would have cleared.
+    world = make_world(products={SKU_A})
+    await held(world)
+    world.store.products.add(SKU_B)
+    world.storefront.fail("update_order_status", server_error())
+
+    first = await world.handle(connector_message(Trigger.REPLAY))
+    assert first.outcome == "retry"
+    (retry,) = world.sender.on(ORDER_EVENTS.name)
+    second = await world.handle(received(retry))
+
+    assert second.outcome == "done"
+    assert world.record.lifecycle is Lifecycle.RELEASED
+    assert world.record.hold_reason is None
+    assert world.order.status_id == 11
+
+
 async def test_hold_whose_status_write_failed_is_parked_by_the_retry() -> None:
     world = make_world(products={SKU_A})
     standard_order(world)
@@ -386,6 +407,30 @@ async def test_failing_to_park_a_hold_abandons_the_message() -> None:
 
     with pytest.raises(Exception, match="broker unavailable"):
         await world.handle(order_webhook())
+
+
+async def test_a_hold_whose_park_was_lost_is_parked_by_the_redelivery() -> None:
+    # Found by the chaos run: a worker killed after holding the order (Dataverse and the
+    # BigCommerce status) but before parking left the redelivery finding the hold "not new", so
+    # the order was never parked and `orders replay --all` never saw it.
+    world = make_world(products={SKU_A})
+    standard_order(world)
+    world.sender.fail_with = send_error()
+    world.sender.fail_queue = ORDER_PARKED.name
+    message = order_webhook()
+    with pytest.raises(Exception, match="broker unavailable"):
+        await world.handle(message)
+    world.sender.fail_with = None
+
+    report = await world.handle(replace(message, delivery_count=2))
+
+    assert report.outcome == "parked"
+    (parked,) = world.sender.on(ORDER_PARKED.name)
+    assert parked.message_id == derived_id("parked", message.message_id)  # one, if both parked
+    assert world.storefront.writes == ["status 11 -> 12"]
+    echo = await world.handle(order_webhook(status=(11, 12), created_at=1_772_440_010))
+    assert echo.outcome == "skipped"
+    assert len(world.sender.on(ORDER_PARKED.name)) == 1
 
 
 # -- shipping -----------------------------------------------------------------------------------

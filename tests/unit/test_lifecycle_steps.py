@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
+from shared.bigcommerce import errors as bc
 from shared.bigcommerce.requests import ShipmentCreate, ShipmentLine
+from shared.dataverse import errors as dv
 from shared.orchestration.context import OrderContext
+from shared.orchestration.failures import classify
 from shared.orchestration.flow import (
     FlowConfig,
     FulfillmentPolicy,
@@ -50,6 +53,7 @@ from tests.unit.lifecycle_fakes import (
     make_address,
     make_product,
     make_world,
+    order_webhook,
     standard_order,
 )
 
@@ -657,6 +661,125 @@ async def test_ship_reuses_a_shipment_bigcommerce_already_has() -> None:
     assert fake.shipments == [existing]
     assert world.storefront.calls["create_shipment"] == 1
     assert world.store.record().fulfillments[0].bc_shipment_id == existing.id
+
+
+async def test_a_ship_run_dying_after_the_shipment_leaves_the_lifecycle_recorded_with_it() -> None:
+    # Found by the chaos run: the lifecycle was written by a second commit after re-reading the
+    # order, so a run that failed in between left a partly shipped order released for good
+    # (the retry found no fulfillment order left to sync).
+    world = make_world()
+    fake = standard_order(world)
+    released_record(world, fulfillment("250-1", ((LINE_A, 2), (LINE_B, 1))))
+    world.store.mark_shipped("250-1", quantities={LINE_A: Decimal(1)})
+    failure = bc.ServerError(
+        "internal error", store_hash=STORE, method="GET", path="/v2/orders/250", status=500
+    )
+    world.storefront.fail("get_order_bundle", failure, on_call=2)  # the re-read after it
+
+    with pytest.raises(bc.ServerError):
+        await run(world, ship, Trigger.DATAVERSE_FULFILLMENT)
+
+    after = world.store.record()
+    assert after.fulfillments[0].bc_shipment_id == fake.shipments[0].id
+    assert after.lifecycle is Lifecycle.PARTIALLY_SHIPPED
+    assert [x.quantity_shipped for x in after.lines] == [Decimal(1), Decimal(0)]
+
+
+async def test_ship_catches_up_a_lifecycle_left_behind_its_recorded_shipments() -> None:
+    world = make_world()
+    world.storefront.status_follows_shipments = False
+    standard_order(world)
+    shipment = await world.storefront.create_shipment(
+        ORDER_ID,
+        ShipmentCreate(
+            order_address_id=ADDRESS_ID, items=[ShipmentLine(order_product_id=LINE_A, quantity=1)]
+        ),
+    )
+    made = released_record(
+        world,
+        fulfillment("250-1", ((LINE_A, 1),), shipped=True, bc_shipment_id=shipment.id),
+        fulfillment("250-2", ((LINE_A, 1), (LINE_B, 1))),
+    )
+    lines = tuple(
+        replace(x, quantity_shipped=Decimal(x.order_product_id == LINE_A)) for x in made.lines
+    )
+    world.store.put(replace(made, lines=lines))
+
+    result = await run(world, ship, Trigger.DATAVERSE_FULFILLMENT)
+
+    assert (result.outcome, result.summary) == (
+        "done",
+        "caught up with the shipments already recorded",
+    )
+    assert world.storefront.calls["create_shipment"] == 1  # only the one made above
+    assert world.store.record().lifecycle is Lifecycle.PARTIALLY_SHIPPED
+    assert world.storefront.order().status_id == 3
+    assert world.store.record().bc_status_id == 3
+    again = await run(world, ship, Trigger.DATAVERSE_FULFILLMENT)
+    assert (again.outcome, again.summary) == ("skipped", "no shipped fulfillment order to sync")
+
+
+async def test_ship_takes_the_shipment_another_run_made_after_it_looked() -> None:
+    world = make_world()
+    fake = standard_order(world)
+    released_record(
+        world,
+        fulfillment("250-1", ((LINE_A, 2), (LINE_B, 1)), shipped=True, tracking_number="T-9"),
+    )
+    slow = context(world, Trigger.DATAVERSE_FULFILLMENT)
+    await slow.reload()
+    assert await slow.shipments() == []  # listed before the other run shipped
+
+    await run(world, ship, Trigger.DATAVERSE_FULFILLMENT)
+    with pytest.raises(dv.ConcurrencyError):  # it took the shipment; its stale commit is fenced
+        await ship(slow)
+
+    assert world.storefront.calls["create_shipment"] == 2  # the second refused: over-shipping
+    (only,) = fake.shipments
+    assert world.store.record().fulfillments[0].bc_shipment_id == only.id
+
+
+async def test_a_run_that_found_no_salesorder_leaves_one_made_meanwhile_alone() -> None:
+    # Found by the chaos run: the redelivery of a slow run's message created, sourced and
+    # shipped the order; the slow run, which had found no salesorder, then "created" it again
+    # and set its lifecycle back to received.
+    world = make_world()
+    standard_order(world)
+    slow = context(world)
+    await slow.reload()
+    assert slow.record is None
+
+    await world.handle(order_webhook())  # the redelivery does it all
+    released = world.store.record()
+    assert released.lifecycle is Lifecycle.RELEASED
+
+    with pytest.raises(dv.ConcurrencyError):
+        await sync_order(slow)
+    assert world.store.record() == released
+
+
+async def test_a_run_whose_read_went_stale_writes_nothing() -> None:
+    # Found by the chaos run: a message whose lock expired mid-run was redelivered, and both runs
+    # wrote the order from their own reads; the slower one's line quantities overwrote the
+    # other's. Every business commit is now fenced by the salesorder's version.
+    world = make_world()
+    standard_order(world)
+    made = released_record(world, fulfillment("250-1", ((LINE_A, 2), (LINE_B, 1)), shipped=True))
+    world.store.put(replace(made, etag='W/"7"'))  # as Dataverse reads it
+    slow = context(world, Trigger.DATAVERSE_FULFILLMENT)
+    await slow.reload()  # reads, then stalls past its lock
+
+    await run(world, ship, Trigger.DATAVERSE_FULFILLMENT)  # the redelivery does the work
+    done = world.store.record()
+
+    with pytest.raises(dv.ConcurrencyError) as conflict:
+        await ship(slow)
+    assert classify(conflict.value).kind == "transient"
+    assert world.store.record() == done
+    assert world.storefront.calls["create_shipment"] == 1  # it found the shipment, made none
+    retry = context(world, Trigger.DATAVERSE_FULFILLMENT)
+    await retry.reload()
+    assert (await ship(retry)).summary == "no shipped fulfillment order to sync"
 
 
 @pytest.mark.parametrize(

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
 from local.host import host_json
+from local.host.broker_source import threads_for
+from local.host.host_json import ServiceBusOptions
 from local.host.http_server import compile_route
-from local.host.indexing import IndexingError, resolve
+from local.host.indexing import IndexedApp, IndexingError, resolve
 from local.host.keys import load_or_create
 from local.host.timers import Schedule
 from local.stack.plan import LOCAL_STORE_HASH, Ports, plan
@@ -81,6 +85,33 @@ def test_host_json_values_and_defaults(tmp_path: Path) -> None:
     assert host_json.parse_timespan("1.02:03:04.5") == timedelta(
         days=1, hours=2, minutes=3, seconds=4.5
     )
+
+
+def test_app_settings_override_host_json_as_in_azure(tmp_path: Path) -> None:
+    path = tmp_path / "host.json"
+    path.write_text(json.dumps({"extensions": {"serviceBus": {"maxConcurrentCalls": 8}}}))
+    environ = {
+        "AzureFunctionsJobHost__extensions__serviceBus__maxAutoLockRenewalDuration": "00:00:10",
+        "AzureFunctionsJobHost__Extensions__ServiceBus__MaxConcurrentCalls": "3",
+        "AzureFunctionsJobHost__extensions__serviceBus__autoCompleteMessages": "false",
+        "AzureFunctionsJobHost__functionTimeout": "00:01:00",
+        "functionTimeout": "00:00:01",  # not an override
+    }
+    options = host_json.load(path, environ)
+    assert options.service_bus.max_auto_lock_renewal == timedelta(seconds=10)
+    assert options.service_bus.max_concurrent_calls == 3
+    assert options.service_bus.auto_complete is False
+    assert options.function_timeout == timedelta(minutes=1)
+    assert host_json.load(path, {}).service_bus.max_auto_lock_renewal == timedelta(minutes=5)
+
+
+def test_the_broker_source_has_a_thread_for_every_pump_and_some_to_spare() -> None:
+    queues = [SimpleNamespace(sessions=True), SimpleNamespace(sessions=False)]
+    app = cast(IndexedApp, SimpleNamespace(queues=queues))
+    small = ServiceBusOptions(max_concurrent_calls=8, max_concurrent_sessions=32)
+    assert threads_for(app, small) == 64  # the floor
+    big = ServiceBusOptions(max_concurrent_calls=8, max_concurrent_sessions=96)
+    assert threads_for(app, big) == 96 + 8 + 16
 
 
 def test_local_settings_values_never_override_the_environment(tmp_path: Path) -> None:

@@ -1,6 +1,8 @@
 """The simulator's own webhook controls, under /__sim/webhooks (no authentication: local only).
 
-GET  /__sim/webhooks                 status: paused, pending, scheduled retries, switches
+GET  /__sim/webhooks                 status: paused, pending, scheduled retries, switches,
+                                     and `counts`: every attempt by status (the log keeps the
+                                     latest only), `duplicate` copies, `reordered` deliveries
 GET  /__sim/webhooks/hooks           every store's hooks, with status
 GET  /__sim/webhooks/deliveries      the attempt log; filters store_hash, hook_id, scope,
                                      event_hash, status; `limit` keeps the latest n
@@ -86,6 +88,7 @@ class AdminApi:
                 "pending": self._deliverer.pending,
                 "scheduled_retries": self._deliverer.scheduled_retries(),
                 "switches": self._switches_json(),
+                "counts": self._deliverer.counts(),
             }
         )
 

@@ -32,7 +32,7 @@ import contextlib
 import itertools
 import logging
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -170,6 +170,9 @@ class Deliverer:
         self._random = new_random(options.switches)
         self._blocklist = DomainBlocklist()
         self._log: deque[Attempt] = deque(maxlen=options.log_size)
+        self._counts: Counter[str] = (
+            Counter()
+        )  # attempts by status, all of them (the log is capped)
         self._attempt_ids = itertools.count(1)
         self._job_ids = itertools.count(1)
         self._emails: dict[str, list[str]] = {}
@@ -342,7 +345,11 @@ class Deliverer:
     def _flush_buffer(self) -> None:
         held, self._buffer = self._buffer, []
         self._batch += 1
+        arrived = list(held)
         self._random.shuffle(held)
+        self._counts["reordered"] += sum(
+            1 for a, b in zip(arrived, held, strict=True) if a is not b
+        )
         for job in held:
             self._enqueue(job)
 
@@ -542,6 +549,9 @@ class Deliverer:
         next_at: datetime | None = None,
     ) -> None:
         callback = job.callback
+        self._counts[status] += 1
+        if job.duplicate:
+            self._counts["duplicate"] += 1
         self._log.append(
             Attempt(
                 id=next(self._attempt_ids),
@@ -626,6 +636,11 @@ class Deliverer:
     def attempts(self) -> list[Attempt]:
         return list(self._log)
 
+    def counts(self) -> dict[str, int]:
+        """Every attempt since the start (or reset) by status, plus `duplicate` (attempts that
+        were a copy) and `reordered` (fresh deliveries the reorder window sent out of turn)."""
+        return dict(self._counts)
+
     def scheduled_retries(self) -> list[dict[str, Any]]:
         return [
             {
@@ -661,6 +676,7 @@ class Deliverer:
             task.cancel()
         self._retries.clear()
         self._log.clear()
+        self._counts.clear()
         self._notifications.clear()
         self._retry_notices.clear()
         self._block_notices.clear()

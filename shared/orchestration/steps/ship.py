@@ -4,19 +4,24 @@ BigCommerce shipment of exactly its lines and quantities.
 Safe to repeat: before creating a shipment the step looks for one BigCommerce already has with
 the same address, items and tracking number (a create whose reply was lost, or a crash before the
 id was recorded), and records the shipment id in Dataverse after each one, one change set per
-fulfillment order. Split orders give one shipment per fulfillment order; a fulfillment order
-whose lines span several shipping addresses gives one per address. A fulfillment order shipped
-in part leaves a new one at the same source for the rest. The shipment is created
-first, then the status is corrected if BigCommerce did not move it (bigcommerce/docs#589).
+fulfillment order that also moves the order's lifecycle, so that a run dying after it leaves
+nothing half recorded. A run that dies before correcting BigCommerce's status is caught up by
+the next one, which finds no fulfillment order left to sync but a status behind its shipments.
+
+Split orders give one shipment per fulfillment order; a fulfillment order whose lines span
+several shipping addresses gives one per address. A fulfillment order shipped in part leaves a
+new one at the same source for the rest. The shipment is created first, then the status is
+corrected if BigCommerce did not move it (bigcommerce/docs#589).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 
+from shared.bigcommerce import errors as bc
 from shared.bigcommerce.models import Shipment
 from shared.bigcommerce.requests import ShipmentCreate, ShipmentLine
 from shared.orchestration.context import OrderContext
@@ -31,7 +36,7 @@ from shared.orchestration.records import (
 from shared.orchestration.steps.readiness import is_cancelled, physical_lines
 from shared.orchestration.steps.result import StepResult
 
-SHIPPED, PARTIALLY_SHIPPED = 2, 3
+SHIPPED, PARTIALLY_SHIPPED, COMPLETED = 2, 3, 10
 Items = Counter[tuple[int, int]]  # (order product id, quantity) -> count
 
 
@@ -41,10 +46,14 @@ async def ship(ctx: OrderContext) -> StepResult:
         return StepResult.skipped("no salesorder")
     pending = sorted((f for f in record.fulfillments if f.awaiting_shipment_sync), key=_position)
     if not pending:
+        if _behind(record):
+            await _settle_status(ctx, record)
+            return StepResult.done("caught up with the shipments already recorded")
         return StepResult.skipped("no shipped fulfillment order to sync")
     if is_cancelled(record):
         return StepResult.skipped("order cancelled: shipments are not created")
     bundle = await ctx.bundle()
+    physical = physical_lines(bundle)
     address_of = {p.id: p.order_address_id for p in bundle.products}
     created: list[str] = []
     for fulfillment in pending:
@@ -64,6 +73,8 @@ async def ship(ctx: OrderContext) -> StepResult:
             ctx.writes.update_line(
                 ctx.store_hash, line.order_product_id, quantity_shipped=line.quantity_shipped
             )
+        record = replace(record, lifecycle=_lifecycle(record, physical))
+        ctx.writes.update_order(ctx.store_hash, ctx.order_id, lifecycle=record.lifecycle)
         await ctx.writes.commit()
         ctx.remember(record)
         created.append(f"{fulfillment.key} -> shipment {', '.join(map(str, shipment_ids))}")
@@ -136,14 +147,9 @@ async def _ensure_shipment(
 ) -> Shipment:
     wanted: Items = Counter((product_id, int(quantity)) for product_id, quantity in lines)
     tracking = (fulfillment.tracking_number or "").strip()
-    for existing in await ctx.shipments():
-        items: Items = Counter((i.order_product_id, i.quantity) for i in existing.items)
-        if (
-            existing.order_address_id == address_id
-            and items == wanted
-            and (existing.tracking_number or "").strip() == tracking
-        ):
-            return existing
+    existing = _matching(await ctx.shipments(), address_id, wanted, tracking)
+    if existing is not None:
+        return existing
     request = ShipmentCreate(
         order_address_id=address_id,
         items=[ShipmentLine(order_product_id=p, quantity=int(q)) for p, q in lines],
@@ -151,12 +157,34 @@ async def _ensure_shipment(
         tracking_carrier=(fulfillment.carrier or None),
         comments=f"Fulfillment order {fulfillment.key} from {fulfillment.source}",
     )
-    shipment = await ctx.storefront.create_shipment(ctx.order_id, request)
+    try:
+        shipment = await ctx.storefront.create_shipment(ctx.order_id, request)
+    except bc.ClientError:
+        # Refused (e.g. nothing left to ship): another run of the order, whose message came
+        # back when this one's lock expired, may have made it since the list was read.
+        existing = _matching(await ctx.shipments(fresh=True), address_id, wanted, tracking)
+        if existing is None:
+            raise
+        return existing
     ctx.shipment_created(shipment)
     write = f"shipment {shipment.id} for {fulfillment.key}"
     ctx.bigcommerce_writes.append(write)
     ctx.journal_write("bigcommerce shipment", write)
     return shipment
+
+
+def _matching(
+    shipments: Sequence[Shipment], address_id: int, wanted: Items, tracking: str
+) -> Shipment | None:
+    for existing in shipments:
+        items: Items = Counter((i.order_product_id, i.quantity) for i in existing.items)
+        if (
+            existing.order_address_id == address_id
+            and items == wanted
+            and (existing.tracking_number or "").strip() == tracking
+        ):
+            return existing
+    return None
 
 
 def _shipped(
@@ -177,16 +205,32 @@ def _shipped(
     return replace(record, lines=lines, fulfillments=fulfillments)
 
 
+def _lifecycle(record: SalesOrderRecord, physical: Collection[int]) -> Lifecycle:
+    everything = all(x.open_quantity == 0 for x in record.lines if x.order_product_id in physical)
+    return Lifecycle.SHIPPED if everything else Lifecycle.PARTIALLY_SHIPPED
+
+
+def _behind(record: SalesOrderRecord) -> bool:
+    """Shipments recorded, but the lifecycle or the BigCommerce status last seen not moved on
+    (a run that died after recording them, under an older version of this step, or before it
+    corrected BigCommerce's status)."""
+    if is_cancelled(record) or not any(x.quantity_shipped > 0 for x in record.lines):
+        return False
+    if record.lifecycle is Lifecycle.RELEASED:
+        return True
+    moved = record.bc_status_id in (SHIPPED, PARTIALLY_SHIPPED, COMPLETED)
+    return record.lifecycle in (Lifecycle.SHIPPED, Lifecycle.PARTIALLY_SHIPPED) and not moved
+
+
 async def _settle_status(ctx: OrderContext, record: SalesOrderRecord) -> None:
     """After the shipments: the lifecycle, and BigCommerce's status if it did not move itself."""
-    physical = physical_lines(await ctx.bundle())
-    everything = all(x.open_quantity == 0 for x in record.lines if x.order_product_id in physical)
-    lifecycle = Lifecycle.SHIPPED if everything else Lifecycle.PARTIALLY_SHIPPED
+    lifecycle = _lifecycle(record, physical_lines(await ctx.bundle()))
     order = await ctx.fresh_order()
     ctx.note_bigcommerce(order)
-    ctx.writes.update_order(ctx.store_hash, ctx.order_id, lifecycle=lifecycle)
+    if record.lifecycle is not lifecycle:
+        ctx.writes.update_order(ctx.store_hash, ctx.order_id, lifecycle=lifecycle)
     ctx.remember(replace(ctx.record or record, lifecycle=lifecycle))
     await ctx.writes.commit()
-    wanted = SHIPPED if everything else PARTIALLY_SHIPPED
-    if order.status_id != wanted and order.status_id not in (SHIPPED, 10):
+    wanted = SHIPPED if lifecycle is Lifecycle.SHIPPED else PARTIALLY_SHIPPED
+    if order.status_id != wanted and order.status_id not in (SHIPPED, COMPLETED):
         await ctx.set_status(wanted)

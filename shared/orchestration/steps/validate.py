@@ -2,7 +2,8 @@
 
 Every failure is critical: the order is held in Dataverse with every reason, BigCommerce shows the
 on-hold status, and the message is parked. Fixing the cause (a product, the mapping, the policy)
-and replaying re-runs validation; a pass lifts the hold and the flow goes on.
+and replaying re-runs validation; a pass moves BigCommerce to the released status, lifts the
+hold and the flow goes on.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ async def validate(ctx: OrderContext) -> StepResult:
     if reasons:
         return await put_on_hold(ctx, record, hold_reason(reasons))
     if record.lifecycle is Lifecycle.ON_HOLD:
+        # BigCommerce first. A run dying after this leaves the order held in Dataverse and out
+        # of the on-hold status: the next run validates it again and lifts the hold. The other
+        # way round it would find the connector's own on-hold status and no hold of the
+        # connector's to explain it, and wait for a merchant to move it (as for a manual one).
+        await ctx.set_status(ctx.flow.bigcommerce_status.released)
         ctx.writes.update_order(
             ctx.store_hash, ctx.order_id, lifecycle=Lifecycle.RECEIVED, clear_hold=True
         )
