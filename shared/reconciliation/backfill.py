@@ -22,12 +22,12 @@ paces every request, so a backfill shares the store's quota with the app as any 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
-from shared.bigcommerce.client import MAX_PAGE_SIZE, OrderFilter, OrderSortField
+from shared.bigcommerce.client import MAX_PAGE_SIZE, OrderFilter
 from shared.bigcommerce.models import Order, OrdersCount
 from shared.messaging.message import OutboundMessage
 from shared.messaging.ports import MessageSender
@@ -36,7 +36,7 @@ from shared.orchestration.flow import Trigger
 from shared.orchestration.go_live import before_go_live
 from shared.orchestration.messages import build_order_message, derived_id
 from shared.reconciliation.ports import SyncLedger
-from shared.reconciliation.sweep import SweepPolicy, Verdict, classify
+from shared.reconciliation.sweep import OrderPages, SweepPolicy, Verdict, classify
 from shared.state.ports import StateStore
 
 PARTITION: Final = "backfill"
@@ -47,19 +47,8 @@ Clock = Callable[[], datetime]
 Progress = Callable[[str], None]
 
 
-class BackfillStorefront(Protocol):
+class BackfillStorefront(OrderPages, Protocol):
     """What the backfill needs of `BigCommerceClient`."""
-
-    def iter_order_pages(
-        self,
-        filters: OrderFilter | None = ...,
-        *,
-        sort: OrderSortField = ...,
-        descending: bool = ...,
-        limit: int = ...,
-        first_page: int = ...,
-        include: Sequence[str] = ...,
-    ) -> AsyncIterator[list[Order]]: ...
 
     async def count_orders(self, filters: OrderFilter | None = ...) -> OrdersCount: ...
 

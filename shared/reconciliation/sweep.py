@@ -88,8 +88,8 @@ class LeaseLostError(Exception):
     """The store's sweep lease was lost: another sweep may be running; this one stops."""
 
 
-class SweepStorefront(Protocol):
-    """What the sweep needs of `BigCommerceClient`: the two listing feeds."""
+class OrderPages(Protocol):
+    """The order listing of `BigCommerceClient`, page by page."""
 
     def iter_order_pages(
         self,
@@ -101,6 +101,10 @@ class SweepStorefront(Protocol):
         first_page: int = ...,
         include: Sequence[str] = ...,
     ) -> AsyncIterator[list[Order]]: ...
+
+
+class SweepStorefront(OrderPages, Protocol):
+    """What the sweep needs of `BigCommerceClient`: the two listing feeds."""
 
     def iter_refund_pages(
         self,
