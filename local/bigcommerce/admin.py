@@ -191,7 +191,7 @@ async def list_requests(request: Request) -> Response:
     records = simulator(request).requests.records()
     store, method, prefix = params.get("store"), params.get("method"), params.get("path_prefix")
     chosen = [
-        r.as_json()
+        r
         for r in records
         if (not store or r.store_hash == store)
         and (not method or r.method == method.upper())
@@ -200,7 +200,7 @@ async def list_requests(request: Request) -> Response:
     limit = params.get("limit")
     if limit and limit.isdigit():
         chosen = chosen[-int(limit) :]
-    return JSONResponse(chosen)
+    return JSONResponse([r.as_json() for r in chosen])
 
 
 async def clear_requests(request: Request) -> Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -16,4 +16,12 @@ class RequestRecord:
     store_hash: str
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict, which deep-copies: the admin API lists thousands of these.
+        return {
+            "time": self.time,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "status": self.status,
+            "store_hash": self.store_hash,
+        }

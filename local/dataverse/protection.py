@@ -65,6 +65,7 @@ def concurrency_exceeded(limits: Limits, retry_after: int) -> errors.DataverseEr
 class _Usage:
     requests: deque[float] = field(default_factory=deque)  # start times
     executions: deque[tuple[float, float]] = field(default_factory=deque)  # (end time, ms)
+    executed_ms: float = 0.0  # the sum of `executions`, kept as they come and go
     in_flight: int = 0
 
 
@@ -85,7 +86,9 @@ class ServiceProtection:
             usage.requests.popleft()
         execution_start = now - self.limits.execution_ms.window_seconds
         while usage.executions and usage.executions[0][0] <= execution_start:
-            usage.executions.popleft()
+            usage.executed_ms -= usage.executions.popleft()[1]
+        if not usage.executions:
+            usage.executed_ms = 0.0  # no drift from the float subtractions
 
     def admit(self, identity: str) -> None:
         """Counts a request in, or raises the 429 a limit calls for."""
@@ -99,7 +102,7 @@ class ServiceProtection:
             if len(usage.requests) >= limits.requests.amount:
                 wait = usage.requests[0] + limits.requests.window_seconds - now
                 raise requests_exceeded(limits, max(1, math.ceil(wait)))
-            used = sum(ms for _, ms in usage.executions)
+            used = usage.executed_ms
             if used >= limits.execution_ms.amount:
                 wait = usage.executions[0][0] + limits.execution_ms.window_seconds - now
                 raise execution_exceeded(limits, max(1, math.ceil(wait)))
@@ -111,6 +114,7 @@ class ServiceProtection:
             usage = self._usage.setdefault(identity, _Usage())
             usage.in_flight = max(0, usage.in_flight - 1)
             usage.executions.append((self.clock(), elapsed_seconds * 1000))
+            usage.executed_ms += elapsed_seconds * 1000
 
     def remaining(self, identity: str) -> tuple[int, int]:
         """(requests, execution milliseconds) left in the windows, for the debug headers."""
@@ -118,7 +122,7 @@ class ServiceProtection:
             usage = self._usage.setdefault(identity, _Usage())
             self._prune(usage, self.clock())
             requests = self.limits.requests.amount - len(usage.requests)
-            used = sum(ms for _, ms in usage.executions)
+            used = usage.executed_ms
             return max(0, requests), max(0, int(self.limits.execution_ms.amount - used))
 
     def in_flight(self, identity: str) -> int:
