@@ -98,6 +98,10 @@ class StoreSettings(BaseModel):
     access_token: SecretStr
     webhook_secret: SecretStr | None = None
     client_secret: SecretStr | None = None
+    # The secrets being rotated out: accepted as well until every hook sends the new one, so a
+    # rotation refuses no delivery. An unresolved reference counts as unset (the end of one).
+    webhook_secret_previous: SecretStr | None = None
+    client_secret_previous: SecretStr | None = None
     webhook_checks: frozenset[WebhookCheck] = frozenset()
     channel_ids: frozenset[int] = frozenset()
     api_url: str = DEFAULT_BIGCOMMERCE_API_URL
@@ -106,7 +110,15 @@ class StoreSettings(BaseModel):
     # served the store before (e.g. IOM's own BigCommerce provider): the connector leaves them.
     go_live: datetime | None = None
 
-    @field_validator("webhook_secret", "client_secret", "store_id", "go_live", mode="before")
+    @field_validator(
+        "webhook_secret",
+        "client_secret",
+        "webhook_secret_previous",
+        "client_secret_previous",
+        "store_id",
+        "go_live",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -130,6 +142,13 @@ class StoreSettings(BaseModel):
     def _resolved(cls, value: SecretStr | None) -> SecretStr | None:
         return _resolved_secret(value)
 
+    @field_validator("webhook_secret_previous", "client_secret_previous")
+    @classmethod
+    def _previous(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and is_key_vault_reference(value.get_secret_value()):
+            return None
+        return value
+
     @field_validator("webhook_checks", "channel_ids", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -152,8 +171,20 @@ class StoreSettings(BaseModel):
             raise ValueError("webhook_secret: required because webhook_checks includes 'header'")
         if WebhookCheck.SIGNATURE in checks and self.client_secret is None:
             raise ValueError("client_secret: required because webhook_checks includes 'signature'")
+        if self.webhook_secret_previous is not None and self.webhook_secret is None:
+            raise ValueError("webhook_secret_previous: set only with webhook_secret (the new one)")
+        if self.client_secret_previous is not None and self.client_secret is None:
+            raise ValueError("client_secret_previous: set only with client_secret (the new one)")
         object.__setattr__(self, "webhook_checks", frozenset(checks))
         return self
+
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """The header values accepted: the current secret, then the one being rotated out."""
+        return _values(self.webhook_secret, self.webhook_secret_previous)
+
+    def client_secrets(self) -> tuple[str, ...]:
+        """The signing keys accepted: the current client secret, then the previous one."""
+        return _values(self.client_secret, self.client_secret_previous)
 
     def default_checks(self) -> frozenset[WebhookCheck]:
         checks = set()
@@ -162,6 +193,10 @@ class StoreSettings(BaseModel):
         if self.client_secret is not None:
             checks.add(WebhookCheck.SIGNATURE)
         return frozenset(checks)
+
+
+def _values(*secrets: SecretStr | None) -> tuple[str, ...]:
+    return tuple(s.get_secret_value() for s in secrets if s is not None)
 
 
 STORE_FIELDS: Final = tuple(name for name in StoreSettings.model_fields if name != "store_hash")

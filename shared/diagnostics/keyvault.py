@@ -19,7 +19,13 @@ from shared.diagnostics.result import CheckResult
 NAME: Final = "secrets"
 _REFERENCE: Final = KEY_VAULT_REFERENCE
 # The secrets the connector reads; every one can be a Key Vault reference.
-STORE_SECRETS: Final = ("ACCESS_TOKEN", "WEBHOOK_SECRET", "CLIENT_SECRET")
+STORE_SECRETS: Final = (
+    "ACCESS_TOKEN",
+    "WEBHOOK_SECRET",
+    "CLIENT_SECRET",
+    "WEBHOOK_SECRET_PREVIOUS",
+    "CLIENT_SECRET_PREVIOUS",
+)
 APP_SECRETS: Final = ("WEBHOOK_FUNCTION_KEY", "ServiceBusConnection", "STATE_CONNECTION_STRING")
 HINT: Final = (
     "the app's identity could not read the secret: check that the secret exists in the vault "

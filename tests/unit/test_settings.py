@@ -114,6 +114,10 @@ def test_secrets_never_appear_in_dumps_reprs_or_logs(environ, caplog) -> None:  
         ({"BIGCOMMERCE_WEBHOOK_SECRET_HEADER": "X Bad"}, "BIGCOMMERCE_WEBHOOK_SECRET_HEADER:"),
         ({"WEBHOOK_ENQUEUE_TIMEOUT_SECONDS": "0"}, "WEBHOOK_ENQUEUE_TIMEOUT_SECONDS:"),
         ({"BIGCOMMERCE_QUOTA_SHARE": "1.5"}, "BIGCOMMERCE_QUOTA_SHARE: input should be less"),
+        (
+            {"BIGCOMMERCE_ABC123_CLIENT_SECRET_PREVIOUS": "old"},
+            "BIGCOMMERCE_ABC123_CLIENT_SECRET_PREVIOUS: set only with client_secret",
+        ),
     ],
 )
 def test_bad_setting_fails_with_one_line_naming_it(environ, change, expected) -> None:  # type: ignore[no-untyped-def]
@@ -207,6 +211,19 @@ def test_an_unresolved_function_key_counts_as_unset(environ) -> None:  # type: i
     key = load_settings().webhook_function_key
     assert key is not None
     assert key.get_secret_value() == "real-key"
+
+
+def test_an_unresolved_previous_secret_counts_as_unset(environ) -> None:  # type: ignore[no-untyped-def]
+    # Deleting the rotated-out secret before its setting must not stop the app.
+    environ({**VALID, "BIGCOMMERCE_ABC123_WEBHOOK_SECRET_PREVIOUS": REFERENCE})
+    store = load_settings().store("abc123")
+    assert store is not None
+    assert store.webhook_secret_previous is None
+    assert store.webhook_secrets() == ("hook-abc-s3cr3t",)
+    environ({"BIGCOMMERCE_ABC123_WEBHOOK_SECRET_PREVIOUS": "old-s3cr3t"})
+    store = load_settings().store("abc123")
+    assert store is not None
+    assert store.webhook_secrets() == ("hook-abc-s3cr3t", "old-s3cr3t")
 
 
 def test_go_live_is_an_instant_naive_meaning_utc(environ) -> None:  # type: ignore[no-untyped-def]

@@ -291,6 +291,39 @@ async def test_a_store_requiring_both_checks_needs_both(settings) -> None:  # ty
     assert len(sender.sent) == 1
 
 
+async def test_during_a_rotation_both_secrets_pass_and_the_old_one_is_logged(
+    settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("BIGCOMMERCE_ABC123_WEBHOOK_SECRET", "new-header-secret")
+    monkeypatch.setenv("BIGCOMMERCE_ABC123_WEBHOOK_SECRET_PREVIOUS", "header-secret")
+    monkeypatch.setenv("BIGCOMMERCE_SIG456_CLIENT_SECRET", "new-client-secret")
+    monkeypatch.setenv("BIGCOMMERCE_SIG456_CLIENT_SECRET_PREVIOUS", "client-secret")
+    sender = RecordingSender()
+    handler = ingress(load_settings(), sender)
+    caplog.set_level("INFO", logger="connector")
+    for request in (
+        post(
+            encode(callback(data={"type": "order", "id": 1})), {SECRET_HEADER: "new-header-secret"}
+        ),
+        post(encode(callback(data={"type": "order", "id": 2})), {SECRET_HEADER: "header-secret"}),
+        _sig_request("sig456", "new-client-secret"),
+        _sig_request("sig456", "client-secret"),
+    ):
+        assert (await handler.handle(request)).status == 200
+    assert_problem(await handler.handle(post(encode(callback()), {SECRET_HEADER: "older"})), 401)
+    assert_problem(await handler.handle(_sig_request("sig456", "older")), 401)
+    assert len(sender.sent) == 4
+    accepted = [r for r in caplog.records if r.getMessage() == "webhook accepted"]
+    assert [getattr(r, "previous_secret", False) for r in accepted] == [False, True, False, True]
+
+
+async def test_without_a_rotation_the_previous_secret_is_refused(settings) -> None:  # type: ignore[no-untyped-def]
+    handler = ingress(settings, RecordingSender())
+    assert_problem(
+        await handler.handle(post(encode(callback()), {SECRET_HEADER: "header-secret-3"})), 401
+    )
+
+
 async def test_failed_or_slow_send_is_503_so_bigcommerce_retries(settings) -> None:  # type: ignore[no-untyped-def]
     failing = await ingress(settings, RecordingSender(fail=SendError("broker down"))).handle(
         post(encode(callback()))
