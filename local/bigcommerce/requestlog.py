@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 
@@ -17,11 +17,4 @@ class RequestRecord:
 
     def as_json(self) -> dict[str, Any]:
         # Not dataclasses.asdict, which deep-copies: the admin API lists thousands of these.
-        return {
-            "time": self.time,
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "status": self.status,
-            "store_hash": self.store_hash,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -12,7 +12,7 @@ Random throttling (`throttle_rate`, a share of requests answered 429) lives in t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from local.standin import faults
@@ -74,12 +74,4 @@ class RequestRecord:
 
     def as_json(self) -> dict[str, Any]:
         # Not dataclasses.asdict, which deep-copies: the admin API lists thousands of these.
-        return {
-            "time": self.time,
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "status": self.status,
-            "duration_ms": self.duration_ms,
-            "identity": self.identity,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self)}
