@@ -14,10 +14,14 @@ test. The store's hooks are registered by the operator CLI (`python -m cli webho
    the function through the deliveryException hook (its own destination, `?source=...`), which
    re-enables the hook and sets the order sweep back to before the first failed delivery. The
    CLI then fixes the stale header; a second run has nothing to change; `status` is healthy.
+3. A secret rotation refuses nothing: while a hook still sends the secret being replaced
+   (`_WEBHOOK_SECRET_PREVIOUS`), its deliveries are accepted and logged as such, until the CLI
+   moves the hook to the current secret.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -45,6 +49,7 @@ pytestmark = pytest.mark.e2e
 DELIVERY_EXCEPTION = "store/hook/deliveryException"
 NEVER = "0 0 0 1 1 *"  # the reconciliation timer (which also checks hooks) stays out of the way
 WATERMARK = f"{STORE}.orders"
+OLD = "rotated-out-secret"  # the webhook secret a rotation is replacing
 
 
 # -- the stack ------------------------------------------------------------------------------------
@@ -66,7 +71,7 @@ def register(stack: LifecycleStack) -> subprocess.CompletedProcess[str]:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LifecycleStack]:
     running = start_stack(
         tmp_path_factory.mktemp("webhook-health"),
-        {"RECONCILE_SCHEDULE": NEVER},
+        {"RECONCILE_SCHEDULE": NEVER, f"BIGCOMMERCE_{STORE.upper()}_WEBHOOK_SECRET_PREVIOUS": OLD},
         flow=RECONCILE_FLOW,
     )
     with prepared(running, hooks=False) as ready:
@@ -265,3 +270,48 @@ async def test_a_hook_deactivated_after_failed_deliveries_comes_back_and_the_swe
     assert status.returncode == 0, status.stdout + status.stderr
     assert f"store {STORE}: healthy" in status.stdout
     assert all(h["is_active"] for h in (await hooks(sides)).values())
+
+
+# -- 3. a secret rotation ------------------------------------------------------------------------
+
+
+def accepted_deliveries(stack: LifecycleStack, order_id: int) -> list[dict[str, Any]]:
+    """The host's `webhook accepted` log lines for the order."""
+    lines = (stack.state_dir / "host.log").read_text(errors="replace").splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    return [
+        r
+        for r in records
+        if r.get("message") == "webhook accepted" and r.get("order_id") == order_id
+    ]
+
+
+async def test_a_rotation_refuses_no_delivery_while_hooks_still_send_the_old_secret(
+    stack: LifecycleStack, sides: Sides
+) -> None:
+    order = (await hooks(sides))["store/order/*"]
+    key = stack.host.keys()["default"]
+    # The Key Vault secret has changed; the hooks still send the one it replaced.
+    await put_hook(
+        sides, order["id"], {"headers": {"X-Webhook-Secret": OLD, "x-functions-key": key}}
+    )
+    during = await sides.create_order([("S-ORAN", 1)])
+
+    async def in_dataverse(order_id: int) -> bool:
+        return await sides.salesorder(order_id) is not None
+
+    await eventually(lambda: in_dataverse(during), what="the order placed during the rotation")
+    accepted = accepted_deliveries(stack, during)
+    assert accepted
+    assert all(r.get("previous_secret") is True for r in accepted), accepted
+
+    moved = register(stack)
+    assert moved.returncode == 0, moved.stderr + moved.stdout
+    assert f"fixed headers of hook {order['id']}" in moved.stdout
+    assert OLD not in moved.stdout + moved.stderr
+    assert (await hooks(sides))["store/order/*"]["headers"]["X-Webhook-Secret"] != OLD
+    after = await sides.create_order([("S-ORAN", 1)])
+    await eventually(lambda: in_dataverse(after), what="the order placed after the rotation")
+    accepted = accepted_deliveries(stack, after)
+    assert accepted
+    assert not any(r.get("previous_secret") for r in accepted), accepted
