@@ -26,6 +26,11 @@ STORE_SECRETS: Final = (
     "WEBHOOK_SECRET_PREVIOUS",
     "CLIENT_SECRET_PREVIOUS",
 )
+PREVIOUS_SUFFIX: Final = "_PREVIOUS"
+LEFTOVER_HINT: Final = (
+    "the app treats it as unset, so deliveries signed with the old secret are refused; if the "
+    "rotation is over, remove the setting (docs/deployment.md, Rotating secrets)"
+)
 APP_SECRETS: Final = ("WEBHOOK_FUNCTION_KEY", "ServiceBusConnection", "STATE_CONNECTION_STRING")
 HINT: Final = (
     "the app's identity could not read the secret: check that the secret exists in the vault "
@@ -88,10 +93,19 @@ def unresolved_references(environ: Mapping[str, str]) -> list[UnresolvedReferenc
 
 
 def check_secrets(environ: Mapping[str, str]) -> CheckResult:
-    unresolved = unresolved_references(environ)
+    found = unresolved_references(environ)
+    # A rotated-out secret that no longer resolves is the end of a rotation: the app reads it
+    # as unset, so the leftover setting is only worth a warning.
+    leftovers = [u for u in found if u.setting.endswith(PREVIOUS_SUFFIX)]
+    unresolved = [u for u in found if u not in leftovers]
     if unresolved:
         names = ", ".join(f"{u.setting} ({u.secret})" for u in unresolved)
         return CheckResult.failed(NAME, f"unresolved Key Vault reference: {names}", HINT)
+    if leftovers:
+        names = ", ".join(f"{u.setting} ({u.secret})" for u in leftovers)
+        return CheckResult.warned(
+            NAME, f"rotated-out secret no longer resolves: {names}", LEFTOVER_HINT
+        )
     present = [n for n in secret_settings(environ) if environ.get(n)]
     return CheckResult.passed(
         NAME, f"no unresolved Key Vault reference ({len(present)} secret settings set)"

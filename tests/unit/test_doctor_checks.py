@@ -87,6 +87,22 @@ def test_resolved_secrets_pass() -> None:
     assert "2 secret settings set" in result.detail
 
 
+def test_a_rotated_out_secret_that_no_longer_resolves_is_only_a_warning() -> None:
+    environ = {
+        "BIGCOMMERCE_STORES": "abc123",
+        "BIGCOMMERCE_ABC123_ACCESS_TOKEN": "token-value",
+        "BIGCOMMERCE_ABC123_WEBHOOK_SECRET_PREVIOUS": NAMED_REFERENCE,
+    }
+
+    result = check_secrets(environ)
+
+    assert result.status is Status.WARN
+    assert "BIGCOMMERCE_ABC123_WEBHOOK_SECRET_PREVIOUS" in result.detail
+    assert "remove the setting" in result.hint
+    environ["BIGCOMMERCE_ABC123_ACCESS_TOKEN"] = NAMED_REFERENCE
+    assert check_secrets(environ).status is Status.FAIL
+
+
 # -- the settings row -----------------------------------------------------------------------------
 
 
