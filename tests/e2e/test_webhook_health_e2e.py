@@ -105,6 +105,15 @@ async def put_hook(sides: Sides, hook_id: int, body: dict[str, Any]) -> None:
     assert response.status_code == 200, response.text
 
 
+async def order_hook_sending(stack: LifecycleStack, sides: Sides, secret: str) -> dict[str, Any]:
+    """The order hook, made to send `secret` (and the function key) from now on."""
+    order = (await hooks(sides))["store/order/*"]
+    key = stack.host.keys()["default"]
+    headers = {"X-Webhook-Secret": secret, "x-functions-key": key}
+    await put_hook(sides, order["id"], {"headers": headers})
+    return order
+
+
 async def active_again(sides: Sides, scope: str, timeout: float = 30) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
         hook = (await hooks(sides))[scope]
@@ -189,12 +198,9 @@ async def failed_attempts(sides: Sides, hook_id: int) -> int:
 async def test_a_hook_deactivated_after_failed_deliveries_comes_back_and_the_sweep_goes_back(
     stack: LifecycleStack, sides: Sides
 ) -> None:
-    order = (await hooks(sides))["store/order/*"]
     key = stack.host.keys()["default"]
     # The secret was rotated without updating this hook: the ingress refuses its deliveries.
-    await put_hook(
-        sides, order["id"], {"headers": {"X-Webhook-Secret": "stale", "x-functions-key": key}}
-    )
+    order = await order_hook_sending(stack, sides, "stale")
     first_event = datetime.now(UTC)
     await set_watermark(stack, first_event + timedelta(minutes=1))
 
@@ -289,12 +295,8 @@ def accepted_deliveries(stack: LifecycleStack, order_id: int) -> list[dict[str, 
 async def test_a_rotation_refuses_no_delivery_while_hooks_still_send_the_old_secret(
     stack: LifecycleStack, sides: Sides
 ) -> None:
-    order = (await hooks(sides))["store/order/*"]
-    key = stack.host.keys()["default"]
     # The Key Vault secret has changed; the hooks still send the one it replaced.
-    await put_hook(
-        sides, order["id"], {"headers": {"X-Webhook-Secret": OLD, "x-functions-key": key}}
-    )
+    order = await order_hook_sending(stack, sides, OLD)
     during = await sides.create_order([("S-ORAN", 1)])
 
     async def in_dataverse(order_id: int) -> bool:
