@@ -203,6 +203,19 @@ class ConcurrencyError(ApiError):
     """The ETag sent in If-Match no longer matches (ConcurrencyVersionMismatch, 0x80060882), or
     optimistic concurrency cannot be used on the table (0x80060883, 0x8006088d)."""
 
+    @classmethod
+    def because_of(cls, summary: str, cause: DataverseError) -> ConcurrencyError:
+        """A concurrent change told apart from `cause`, the error Dataverse answered with."""
+        return cls(
+            summary,
+            method=cause.method,
+            path=cause.path,
+            status=cause.status,
+            code=cause.code,
+            message=cause.message,
+            request_id=cause.request_id,
+        )
+
 
 class RecordNotFoundError(ApiError):
     """ObjectDoesNotExist (0x80040217): a row the request names, perhaps in a bind, is missing."""

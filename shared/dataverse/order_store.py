@@ -455,15 +455,10 @@ class DataverseOrderWrites:
                 "the change set was not executed", method="POST", path="$batch"
             )
             if creating and isinstance(error, DuplicateKeyError | PreconditionFailedError):
-                raise ConcurrencyError(
+                raise ConcurrencyError.because_of(
                     "the salesorder was created meanwhile (by another run of the same order?); "
                     "nothing of this change set was written",
-                    method=error.method,
-                    path=error.path,
-                    status=error.status,
-                    code=error.code,
-                    message=error.message,
-                    request_id=error.request_id,
+                    error,
                 ) from error
             if isinstance(error, NotFoundError):
                 store.forget()
@@ -484,15 +479,10 @@ class DataverseOrderWrites:
         for store_hash, order_id in self._closing_orders:
             state = await self._store.statecode(store_hash, order_id)
             if state not in (None, 0):
-                raise ConcurrencyError(
+                raise ConcurrencyError.because_of(
                     f"salesorder of order {order_id} was closed meanwhile (statecode {state}); "
                     "nothing of this change set was written",
-                    method=error.method,
-                    path=error.path,
-                    status=error.status,
-                    code=error.code,
-                    message=error.message,
-                    request_id=error.request_id,
+                    error,
                 ) from error
 
     def _add(self, operation: BatchOperation | None) -> None:
