@@ -14,7 +14,8 @@ fulfillment orders and their lines, refunds), everything keyed by store and BigC
   (4, 14) is judged by its refunds, not its status.
 - duplicate_shipments / duplicate_refunds: BigCommerce shipments, Dataverse refund rows, beyond
   what the other side accounts for; and shipments of an order repeating another one (same
-  address, items and tracking number) even when the other side accounts for as many.
+  address, items, tracking number and fulfillment order) even when the other side accounts for
+  as many.
 """
 
 from __future__ import annotations
@@ -379,11 +380,14 @@ def _expected_shipments(
 
 
 def _identical(shipments: Sequence[Shipment]) -> int:
-    """Shipments repeating another one of the order: same address, items and tracking number."""
+    """Shipments repeating another one of the order: same address, items, tracking number and
+    comments (which name the fulfillment order; a remainder shipped like the first part, without
+    tracking numbers, is a shipment of its own)."""
     seen = Counter(
         (
             s.order_address_id,
             (s.tracking_number or "").strip(),
+            (s.comments or "").strip(),
             tuple(sorted((i.order_product_id, i.quantity) for i in s.items)),
         )
         for s in shipments

@@ -663,6 +663,34 @@ async def test_ship_reuses_a_shipment_bigcommerce_already_has() -> None:
     assert world.store.record().fulfillments[0].bc_shipment_id == existing.id
 
 
+async def test_a_remainder_shipped_like_the_first_part_gets_a_shipment_of_its_own() -> None:
+    # No tracking numbers: the remainder's shipment looks exactly like the first part's, which
+    # belongs to the first fulfillment order and must not be taken for it.
+    world = make_world()
+    fake = standard_order(world)
+    released_record(
+        world, fulfillment("250-1", ((LINE_A, 2),)), fulfillment("250-2", ((LINE_B, 1),))
+    )
+    world.store.mark_shipped("250-1", quantities={LINE_A: Decimal(1)})
+    await run(world, ship, Trigger.DATAVERSE_FULFILLMENT)
+    (first,) = fake.shipments
+    remainder = world.store.record().fulfillments[-1]
+    assert (remainder.key, [(x.order_product_id, x.quantity) for x in remainder.lines]) == (
+        "250-3",
+        [(LINE_A, Decimal(1))],
+    )
+    world.store.mark_shipped("250-3")
+
+    result = await run(world, ship, Trigger.DATAVERSE_FULFILLMENT)
+
+    assert result.outcome == "done"
+    assert [s.id for s in fake.shipments] == [first.id, first.id + 1]
+    assert [(i.order_product_id, i.quantity) for i in fake.shipments[1].items] == [(LINE_A, 1)]
+    by_key = {f.key: f.bc_shipment_id for f in world.store.record().fulfillments}
+    assert by_key == {"250-1": first.id, "250-2": None, "250-3": first.id + 1}
+    assert next(p for p in fake.products if p.id == LINE_A).quantity_shipped == 2
+
+
 async def test_a_ship_run_dying_after_the_shipment_leaves_the_lifecycle_recorded_with_it() -> None:
     # Found by the chaos run: the lifecycle was written by a second commit after re-reading the
     # order, so a run that failed in between left a partly shipped order released for good

@@ -3,10 +3,13 @@ BigCommerce shipment of exactly its lines and quantities.
 
 Safe to repeat: before creating a shipment the step looks for one BigCommerce already has with
 the same address, items and tracking number (a create whose reply was lost, or a crash before the
-id was recorded), and records the shipment id in Dataverse after each one, one change set per
-fulfillment order that also moves the order's lifecycle, so that a run dying after it leaves
-nothing half recorded. A run that dies before correcting BigCommerce's status is caught up by
-the next one, which finds no fulfillment order left to sync but a status behind its shipments.
+id was recorded), leaving out shipments that belong to another fulfillment order (recorded
+against it, or naming it in their comments: a remainder shipped like the first part, without
+tracking numbers, looks exactly like it), and records the shipment id in Dataverse after each
+one, one change set per fulfillment order that also moves the order's lifecycle, so that a run
+dying after it leaves nothing half recorded. A run that dies before correcting BigCommerce's
+status is caught up by the next one, which finds no fulfillment order left to sync but a status
+behind its shipments.
 
 Split orders give one shipment per fulfillment order; a fulfillment order whose lines span
 several shipping addresses gives one per address. A fulfillment order shipped in part leaves a
@@ -37,6 +40,7 @@ from shared.orchestration.steps.readiness import is_cancelled, physical_lines
 from shared.orchestration.steps.result import StepResult
 
 SHIPPED, PARTIALLY_SHIPPED, COMPLETED = 2, 3, 10
+COMMENT_PREFIX = "Fulfillment order "
 Items = Counter[tuple[int, int]]  # (order product id, quantity) -> count
 
 
@@ -58,8 +62,13 @@ async def ship(ctx: OrderContext) -> StepResult:
     created: list[str] = []
     for fulfillment in pending:
         shipment_ids = []
+        taken = {
+            f.bc_shipment_id
+            for f in record.fulfillments
+            if f.bc_shipment_id is not None and f.key != fulfillment.key
+        }
         for address_id, lines in _by_address(fulfillment, address_of).items():
-            shipment = await _ensure_shipment(ctx, fulfillment, address_id, lines)
+            shipment = await _ensure_shipment(ctx, fulfillment, address_id, lines, taken)
             shipment_ids.append(shipment.id)
         ctx.writes.update_fulfillment(
             ctx.store_hash, fulfillment.key, bc_shipment_id=shipment_ids[0]
@@ -144,10 +153,18 @@ async def _ensure_shipment(
     fulfillment: FulfillmentRecord,
     address_id: int,
     lines: Sequence[tuple[int, Decimal]],
+    taken: Collection[int],
 ) -> Shipment:
     wanted: Items = Counter((product_id, int(quantity)) for product_id, quantity in lines)
     tracking = (fulfillment.tracking_number or "").strip()
-    existing = _matching(await ctx.shipments(), address_id, wanted, tracking)
+
+    def matching(shipments: Sequence[Shipment]) -> Shipment | None:
+        mine = [
+            x for x in shipments if x.id not in taken and _made_for(x) in (None, fulfillment.key)
+        ]
+        return _matching(mine, address_id, wanted, tracking)
+
+    existing = matching(await ctx.shipments())
     if existing is not None:
         return existing
     request = ShipmentCreate(
@@ -155,14 +172,14 @@ async def _ensure_shipment(
         items=[ShipmentLine(order_product_id=p, quantity=int(q)) for p, q in lines],
         tracking_number=tracking or None,
         tracking_carrier=(fulfillment.carrier or None),
-        comments=f"Fulfillment order {fulfillment.key} from {fulfillment.source}",
+        comments=f"{COMMENT_PREFIX}{fulfillment.key} from {fulfillment.source}",
     )
     try:
         shipment = await ctx.storefront.create_shipment(ctx.order_id, request)
     except bc.ClientError:
         # Refused (e.g. nothing left to ship): another run of the order, whose message came
         # back when this one's lock expired, may have made it since the list was read.
-        existing = _matching(await ctx.shipments(fresh=True), address_id, wanted, tracking)
+        existing = matching(await ctx.shipments(fresh=True))
         if existing is None:
             raise
         return existing
@@ -185,6 +202,14 @@ def _matching(
         ):
             return existing
     return None
+
+
+def _made_for(shipment: Shipment) -> str | None:
+    """The fulfillment order a shipment this step made names in its comments; None for others'."""
+    text = shipment.comments or ""
+    if not text.startswith(COMMENT_PREFIX):
+        return None
+    return text.removeprefix(COMMENT_PREFIX).split(" ", 1)[0] or None
 
 
 def _shipped(
