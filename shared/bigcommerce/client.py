@@ -246,6 +246,10 @@ class BigCommerceClient:
         )
         return _one(Shipment, reply)
 
+    async def delete_shipment(self, order_id: int, shipment_id: int) -> None:
+        """`DELETE /v2/orders/{id}/shipments/{shipment_id}` (a retry finding it gone is done)."""
+        await self.session.request("DELETE", f"/v2/orders/{order_id}/shipments/{shipment_id}")
+
     async def update_shipment(
         self, order_id: int, shipment_id: int, update: ShipmentUpdate
     ) -> Shipment:

@@ -184,6 +184,9 @@ class CoalescingStorefront:
     async def create_shipment(self, order_id: int, shipment: ShipmentCreate) -> Shipment:
         return await self.client.create_shipment(order_id, shipment)
 
+    async def delete_shipment(self, order_id: int, shipment_id: int) -> None:
+        await self.client.delete_shipment(order_id, shipment_id)
+
     async def list_order_refunds(self, order_id: int) -> list[Refund]:
         return await self.client.list_order_refunds(order_id)
 

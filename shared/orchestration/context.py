@@ -74,6 +74,9 @@ class OrderContext:
     def shipment_created(self, shipment: Shipment) -> None:
         self._shipments = [*(self._shipments or []), shipment]
 
+    def shipment_deleted(self, shipment_id: int) -> None:
+        self._shipments = [x for x in self._shipments or [] if x.id != shipment_id]
+
     async def refunds(self) -> list[Refund]:
         if self._refunds is None:
             self._refunds = await self.storefront.list_order_refunds(self.order_id)

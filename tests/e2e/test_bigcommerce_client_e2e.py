@@ -307,6 +307,14 @@ async def test_shipments_move_the_order_through_partially_shipped_to_shipped(
         line.id: line.quantity for line in lines
     }
     assert [s.id for s in await store.list_shipments(order_id)] == [first.id, second.id]
+
+    # A duplicate made by an overlapping run is deleted: its quantities are unshipped again.
+    await store.delete_shipment(order_id, second.id)
+    assert [s.id for s in await store.list_shipments(order_id)] == [first.id]
+    products = await store.list_order_products(order_id)
+    assert {p.id: p.quantity_shipped for p in products if p.type == "physical"} == {
+        line.id: line.quantity - left[line.id] for line in lines
+    }
     assert traffic.undocumented_statuses() == [400]
 
 

@@ -312,6 +312,19 @@ class FakeStorefront:
             raise fault.exc
         return created
 
+    async def delete_shipment(self, order_id: int, shipment_id: int) -> None:
+        self._enter("delete_shipment")
+        fake = self._get(order_id, "DELETE", f"/v2/orders/{order_id}/shipments/{shipment_id}")
+        (gone,) = [x for x in fake.shipments if x.id == shipment_id]
+        fake.shipments.remove(gone)
+        back = {i.order_product_id: i.quantity for i in gone.items}
+        fake.products = [
+            p.model_copy(update={"quantity_shipped": p.quantity_shipped - back.get(p.id, 0)})
+            for p in fake.products
+        ]
+        self._change(order_id)
+        self.writes.append(f"deleted shipment {shipment_id}")
+
     async def list_order_refunds(self, order_id: int) -> list[Refund]:
         self._enter("list_order_refunds")
         path = f"/v3/orders/{order_id}/payment_actions/refunds"

@@ -767,6 +767,29 @@ async def test_ship_takes_the_shipment_another_run_made_after_it_looked() -> Non
     assert world.store.record().fulfillments[0].bc_shipment_id == only.id
 
 
+async def test_two_runs_shipping_part_of_a_line_leave_one_shipment() -> None:
+    # Part of a line: BigCommerce accepts the second run's shipment too. The run whose shipment
+    # has the higher id deletes it, so one stays, the one Dataverse records.
+    world = make_world()
+    fake = standard_order(world)
+    released_record(world, fulfillment("250-1", ((LINE_A, 2), (LINE_B, 1))))
+    world.store.mark_shipped("250-1", quantities={LINE_A: Decimal(1)})
+    slow = context(world, Trigger.DATAVERSE_FULFILLMENT)
+    await slow.reload()
+    assert await slow.shipments() == []  # listed before the other run shipped
+
+    await run(world, ship, Trigger.DATAVERSE_FULFILLMENT)
+    (first,) = fake.shipments
+    with pytest.raises(dv.ConcurrencyError):  # its Dataverse commit is fenced
+        await ship(slow)
+
+    assert world.storefront.calls["create_shipment"] == 2  # both accepted by BigCommerce
+    assert fake.shipments == [first]
+    assert world.storefront.writes[-1] == f"deleted shipment {first.id + 1}"
+    assert next(p for p in fake.products if p.id == LINE_A).quantity_shipped == 1
+    assert world.store.record().fulfillments[0].bc_shipment_id == first.id
+
+
 async def test_a_run_that_found_no_salesorder_leaves_one_made_meanwhile_alone() -> None:
     # Found by the chaos run: the redelivery of a slow run's message created, sourced and
     # shipped the order; the slow run, which had found no salesorder, then "created" it again

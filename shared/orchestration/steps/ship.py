@@ -187,7 +187,39 @@ async def _ensure_shipment(
     write = f"shipment {shipment.id} for {fulfillment.key}"
     ctx.bigcommerce_writes.append(write)
     ctx.journal_write("bigcommerce shipment", write)
-    return shipment
+    return await _one_of_twins(ctx, fulfillment, shipment)
+
+
+async def _one_of_twins(
+    ctx: OrderContext, fulfillment: FulfillmentRecord, created: Shipment
+) -> Shipment:
+    """The shipment that stays when another run of the order made the same one.
+
+    A BigCommerce write is outside the Dataverse version fence: a run whose message came back
+    while this one went on (its lock expired) can list no shipment and create one as well, and
+    BigCommerce accepts both when they ship part of a line. So after a create, the shipments are
+    read again: of those naming this fulfillment order with the same address, items and
+    tracking number, the lowest id stays, and a run that made another one deletes its own. Both
+    runs come to the same answer, so exactly one shipment is left and recorded."""
+    wanted: Items = Counter((i.order_product_id, i.quantity) for i in created.items)
+    listed = await ctx.shipments(fresh=True)
+    twins = [
+        x
+        for x in listed
+        if _made_for(x) == fulfillment.key
+        and _matching([x], created.order_address_id, wanted, created.tracking_number.strip())
+    ]
+    keep = min([created, *twins], key=lambda x: x.id)
+    if keep.id == created.id:
+        return created
+    await ctx.storefront.delete_shipment(ctx.order_id, created.id)
+    ctx.shipment_deleted(created.id)
+    write = (
+        f"deleted shipment {created.id}: another run made shipment {keep.id} for {fulfillment.key}"
+    )
+    ctx.bigcommerce_writes.append(write)
+    ctx.journal_write("bigcommerce shipment", write)
+    return keep
 
 
 def _matching(
