@@ -7,9 +7,10 @@ id was recorded), leaving out shipments that belong to another fulfillment order
 against it, or naming it in their comments: a remainder shipped like the first part, without
 tracking numbers, looks exactly like it), and records the shipment id in Dataverse after each
 one, one change set per fulfillment order that also moves the order's lifecycle, so that a run
-dying after it leaves nothing half recorded. A run that dies before correcting BigCommerce's
-status is caught up by the next one, which finds no fulfillment order left to sync but a status
-behind its shipments.
+dying after it leaves nothing half recorded. Two overlapping runs of the order can both create
+a shipment that ships part of a line; after a create the step settles on one (`_one_of_twins`).
+A run that dies before correcting BigCommerce's status is caught up by the next one, which finds
+no fulfillment order left to sync but a status behind its shipments.
 
 Split orders give one shipment per fulfillment order; a fulfillment order whose lines span
 several shipping addresses gives one per address. A fulfillment order shipped in part leaves a
