@@ -790,6 +790,28 @@ async def test_two_runs_shipping_part_of_a_line_leave_one_shipment() -> None:
     assert world.store.record().fulfillments[0].bc_shipment_id == first.id
 
 
+async def test_twins_left_by_a_run_that_died_before_deleting_are_settled_by_the_next() -> None:
+    world = make_world()
+    fake = standard_order(world)
+    released_record(world, fulfillment("250-1", ((LINE_A, 2), (LINE_B, 1))))
+    world.store.mark_shipped("250-1", quantities={LINE_A: Decimal(1)})
+    twin = ShipmentCreate(
+        order_address_id=ADDRESS_ID,
+        items=[ShipmentLine(order_product_id=LINE_A, quantity=1)],
+        comments="Fulfillment order 250-1 from WH-EAST",
+    )
+    first = await world.storefront.create_shipment(ORDER_ID, twin)
+    second = await world.storefront.create_shipment(ORDER_ID, twin)
+
+    result = await run(world, ship, Trigger.DATAVERSE_FULFILLMENT)
+
+    assert result.outcome == "done"
+    assert fake.shipments == [first]
+    assert world.storefront.writes[-1:] == [f"deleted shipment {second.id}"]
+    assert world.storefront.calls["create_shipment"] == 2  # only the two made above
+    assert world.store.record().fulfillments[0].bc_shipment_id == first.id
+
+
 async def test_a_run_that_found_no_salesorder_leaves_one_made_meanwhile_alone() -> None:
     # Found by the chaos run: the redelivery of a slow run's message created, sourced and
     # shipped the order; the slow run, which had found no salesorder, then "created" it again

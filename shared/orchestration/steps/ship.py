@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import replace
 from decimal import Decimal
 
@@ -165,9 +166,10 @@ async def _ensure_shipment(
         ]
         return _matching(mine, address_id, wanted, tracking)
 
-    existing = matching(await ctx.shipments())
+    listed = await ctx.shipments()
+    existing = matching(listed)
     if existing is not None:
-        return existing
+        return await _one_of_twins(ctx, fulfillment, existing, listed)
     request = ShipmentCreate(
         order_address_id=address_id,
         items=[ShipmentLine(order_product_id=p, quantity=int(q)) for p, q in lines],
@@ -180,46 +182,49 @@ async def _ensure_shipment(
     except bc.ClientError:
         # Refused (e.g. nothing left to ship): another run of the order, whose message came
         # back when this one's lock expired, may have made it since the list was read.
-        existing = matching(await ctx.shipments(fresh=True))
+        listed = await ctx.shipments(fresh=True)
+        existing = matching(listed)
         if existing is None:
             raise
-        return existing
+        return await _one_of_twins(ctx, fulfillment, existing, listed)
     ctx.shipment_created(shipment)
     write = f"shipment {shipment.id} for {fulfillment.key}"
     ctx.bigcommerce_writes.append(write)
     ctx.journal_write("bigcommerce shipment", write)
-    return await _one_of_twins(ctx, fulfillment, shipment)
+    return await _one_of_twins(ctx, fulfillment, shipment, await ctx.shipments(fresh=True))
 
 
 async def _one_of_twins(
-    ctx: OrderContext, fulfillment: FulfillmentRecord, created: Shipment
+    ctx: OrderContext, fulfillment: FulfillmentRecord, found: Shipment, listed: Sequence[Shipment]
 ) -> Shipment:
-    """The shipment that stays when another run of the order made the same one.
+    """The one shipment that stays of `found` and its twins in `listed`.
 
     A BigCommerce write is outside the Dataverse version fence: a run whose message came back
-    while this one went on (its lock expired) can list no shipment and create one as well, and
-    BigCommerce accepts both when they ship part of a line. So after a create, the shipments are
-    read again: of those naming this fulfillment order with the same address, items and
-    tracking number, the lowest id stays, and a run that made another one deletes its own. Both
-    runs come to the same answer, so exactly one shipment is left and recorded."""
-    wanted: Items = Counter((i.order_product_id, i.quantity) for i in created.items)
-    listed = await ctx.shipments(fresh=True)
+    while another went on (its lock expired) can list no shipment and create one as well, and
+    BigCommerce accepts both when they ship part of a line. So the shipments are read again
+    after a create: of those naming this fulfillment order with the same address, items and
+    tracking number, the lowest id stays and the others are deleted. Every run comes to the same
+    answer (one already deleted by another is done), and a run that failed between the two
+    steps leaves the twins for the next one to settle."""
+    wanted: Items = Counter((i.order_product_id, i.quantity) for i in found.items)
+    tracking = found.tracking_number.strip()
     twins = [
         x
         for x in listed
-        if _made_for(x) == fulfillment.key
-        and _matching([x], created.order_address_id, wanted, created.tracking_number.strip())
+        if x.id != found.id
+        and _made_for(x) == fulfillment.key
+        and _matching([x], found.order_address_id, wanted, tracking) is not None
     ]
-    keep = min([created, *twins], key=lambda x: x.id)
-    if keep.id == created.id:
-        return created
-    await ctx.storefront.delete_shipment(ctx.order_id, created.id)
-    ctx.shipment_deleted(created.id)
-    write = (
-        f"deleted shipment {created.id}: another run made shipment {keep.id} for {fulfillment.key}"
-    )
-    ctx.bigcommerce_writes.append(write)
-    ctx.journal_write("bigcommerce shipment", write)
+    keep = min([found, *twins], key=lambda x: x.id)
+    for extra in [found, *twins]:
+        if extra.id == keep.id:
+            continue
+        with suppress(bc.NotFoundError):  # another run deleted it first
+            await ctx.storefront.delete_shipment(ctx.order_id, extra.id)
+        ctx.shipment_deleted(extra.id)
+        write = f"deleted shipment {extra.id}, a twin of shipment {keep.id} for {fulfillment.key}"
+        ctx.bigcommerce_writes.append(write)
+        ctx.journal_write("bigcommerce shipment", write)
     return keep
 
 
