@@ -217,8 +217,8 @@ async def _one_of_twins(
     ]
     keep = min([found, *twins], key=lambda x: x.id)
     for extra in [found, *twins]:
-        if extra.id == keep.id:
-            continue
+        if extra.id == keep.id or _made_for(extra) != fulfillment.key:
+            continue  # kept, or not this connector's to delete (e.g. the merchant's)
         with suppress(bc.NotFoundError):  # another run deleted it first
             await ctx.storefront.delete_shipment(ctx.order_id, extra.id)
         ctx.shipment_deleted(extra.id)
