@@ -89,6 +89,13 @@ def _resolved_secret(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+def _unset_if_unresolved(value: SecretStr | None) -> SecretStr | None:
+    """For optional secrets: an unresolved Key Vault reference reads as not set."""
+    if value is not None and is_key_vault_reference(value.get_secret_value()):
+        return None
+    return value
+
+
 class StoreSettings(BaseModel):
     """One BigCommerce store served by this deployment."""
 
@@ -145,9 +152,7 @@ class StoreSettings(BaseModel):
     @field_validator("webhook_secret_previous", "client_secret_previous")
     @classmethod
     def _previous(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and is_key_vault_reference(value.get_secret_value()):
-            return None
-        return value
+        return _unset_if_unresolved(value)
 
     @field_validator("webhook_checks", "channel_ids", mode="before")
     @classmethod
@@ -366,9 +371,7 @@ class Settings(BaseSettings):
     def _function_key(cls, value: SecretStr | None) -> SecretStr | None:
         # Optional, and set only after the first deployment: until its secret exists the health
         # check re-enables hooks but cannot rewrite them, and the doctor names the setting.
-        if value is not None and is_key_vault_reference(value.get_secret_value()):
-            return None
-        return value
+        return _unset_if_unresolved(value)
 
     @field_validator("log_level")
     @classmethod
